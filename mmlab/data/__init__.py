@@ -1,0 +1,1 @@
+"""Data for the lessons: the scene world, lesson images and image loading."""

@@ -1,0 +1,268 @@
+"""Recipe for the embedded BLIP-2, in the chapter's three steps.
+
+1. A vision encoder is pretrained (here: supervised, naming each object's shape, colour and size), then frozen.
+2. A small OPT-style language model is pretrained on text alone, then frozen. Its texts (captions,
+   questions and answers, chats) follow a *prefix* of ten word embeddings that spell the scene
+   ("two large red circle small blue square none none none"), blurred with noise: so the frozen
+   language model already knows how to talk about a scene given a soft prompt in its own word space.
+3. Bridging: only the Q-Former, its learned queries and the projection train. The language-model
+   loss flows through the frozen language model; a second loss pulls each projected query toward the
+   word embedding of its prefix slot, which tells each query which fact of the image to carry.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import (
+    Blip2Config,
+    Blip2ForConditionalGeneration,
+    Blip2Processor,
+    BlipImageProcessor,
+    GPT2Tokenizer,
+    OPTForCausalLM,
+)
+
+from mmlab.data.scenes import NUMBERS, Scene, canonical_caption, questions, sample_scene, vocabulary_sentences
+from mmlab.prompts import qa_prompt
+from mmlab.tokenizers import IMAGE_TOKEN, train_opt_style_tokenizer
+from mmlab.train.common import (
+    CLIP_MEAN,
+    CLIP_STD,
+    MAX_OBJECTS,
+    Schedule,
+    save_checkpoint,
+    scene_batch,
+    seed_everything,
+    set_lr,
+    warm_up_vision,
+)
+
+NUM_QUERY_TOKENS = 1 + 3 * MAX_OBJECTS  # count, then size, colour and shape of each object slot
+
+
+@dataclass
+class Blip2Recipe:
+    seed: int = 0
+    vision_width: int = 128
+    vision_layers: int = 4
+    qformer_width: int = 128
+    qformer_layers: int = 2
+    lm_width: int = 192
+    lm_layers: int = 4
+    lm_context: int = 256  # tokens, image queries included
+    vocab_size: int = 4096
+    vision_steps: int = 700
+    vision_lr: float = 1e-3
+    lm_steps: int = 1500
+    lm_lr: float = 1e-3
+    prefix_noise: float = 0.5  # noise std relative to the prefix embeddings' std
+    bridge_steps: int = 800
+    bridge_lr: float = 1e-3
+    align_weight: float = 1.0
+    batch: int = 64
+
+    @classmethod
+    def short(cls) -> "Blip2Recipe":
+        return cls(vision_steps=4, lm_steps=6, bridge_steps=6, batch=16)
+
+
+def build_tokenizer(recipe: Blip2Recipe) -> GPT2Tokenizer:
+    rng = random.Random(recipe.seed)
+    scene_text = []
+    for _ in range(2000):
+        scene = sample_scene(rng)
+        scene_text.append(canonical_caption(scene))
+        scene_text += [f"{qa_prompt(q.question)} {q.answer}." for q in questions(scene, rng)]
+    return train_opt_style_tokenizer(scene_text + vocabulary_sentences(), vocab_size=recipe.vocab_size)
+
+
+def build_blip2(recipe: Blip2Recipe) -> tuple[Blip2ForConditionalGeneration, Blip2Processor]:
+    tokenizer = build_tokenizer(recipe)
+    vocab = len(tokenizer)
+    config = Blip2Config(
+        vision_config=dict(
+            hidden_size=recipe.vision_width, intermediate_size=4 * recipe.vision_width,
+            num_hidden_layers=recipe.vision_layers, num_attention_heads=4, image_size=224, patch_size=32,
+        ),
+        qformer_config=dict(
+            hidden_size=recipe.qformer_width, intermediate_size=4 * recipe.qformer_width,
+            num_hidden_layers=recipe.qformer_layers, num_attention_heads=4,
+            encoder_hidden_size=recipe.vision_width, cross_attention_frequency=1,
+        ),
+        text_config=dict(
+            model_type="opt", vocab_size=vocab + (-vocab) % 8, hidden_size=recipe.lm_width,
+            word_embed_proj_dim=recipe.lm_width, ffn_dim=4 * recipe.lm_width,
+            num_hidden_layers=recipe.lm_layers, num_attention_heads=4,
+            max_position_embeddings=recipe.lm_context, dropout=0.0, attention_dropout=0.0,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
+        num_query_tokens=NUM_QUERY_TOKENS,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+    )
+    torch.manual_seed(recipe.seed)
+    model = Blip2ForConditionalGeneration(config)
+    image_processor = BlipImageProcessor(
+        size={"height": 224, "width": 224}, image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)
+    )
+    processor = Blip2Processor(image_processor, tokenizer, num_query_tokens=NUM_QUERY_TOKENS)
+    return model, processor
+
+
+# --- texts ----------------------------------------------------------------------------------------
+
+
+def prefix_words(scene: Scene) -> list[str]:
+    """The ten words that spell a scene: count, then size, colour and shape of each slot."""
+    words = [NUMBERS[scene.count]]
+    for k in range(MAX_OBJECTS):
+        o = scene.objects[k] if k < scene.count else None
+        words += [o.size, o.color, o.shape] if o else ["none"] * 3
+    return words
+
+
+def training_text(scene: Scene, rng: random.Random) -> tuple[str, str]:
+    """A (prompt, target) pair: a caption, a question, or a question after earlier turns."""
+    kind = rng.random()
+    if kind < 0.35:
+        return "", canonical_caption(scene)
+    qas = questions(scene, rng)
+    rng.shuffle(qas)
+    history = [(q.question, q.answer) for q in qas[: rng.randint(0, 2)]] if kind > 0.75 else []
+    last = qas[len(history)] if len(history) < len(qas) else qas[-1]
+    return qa_prompt(last.question, history), " " + last.answer
+
+
+def encode_batch(tokenizer, pairs: list[tuple[str, str]], num_queries: int, image_token_id: int):
+    """Token ids [image x Q][</s> prompt][target </s>], right-padded, with labels on the target only."""
+    rows, labels = [], []
+    for prompt, target in pairs:
+        prompt_ids = tokenizer(prompt).input_ids  # starts with </s>, OPT's BOS
+        target_ids = tokenizer(target, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        rows.append([image_token_id] * num_queries + prompt_ids + target_ids)
+        labels.append([-100] * (num_queries + len(prompt_ids)) + target_ids)
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    label_ids = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
+    attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return input_ids, attention, label_ids
+
+
+def prefix_ids(tokenizer, scenes: list[Scene]) -> torch.Tensor:
+    """(B, Q) token ids of each scene's prefix words (each word is one token, with its leading space)."""
+    ids = [[_word_id(tokenizer, w) for w in prefix_words(s)] for s in scenes]
+    return torch.tensor(ids)
+
+
+def _word_id(tokenizer, word: str) -> int:
+    ids = tokenizer(" " + word, add_special_tokens=False).input_ids
+    if len(ids) != 1:
+        raise ValueError(f"prefix word {word!r} is not one token for this tokenizer: {ids}")
+    return ids[0]
+
+
+# --- stages ---------------------------------------------------------------------------------------
+
+
+def pretrain_language_model(lm: OPTForCausalLM, tokenizer, recipe: Blip2Recipe, rng: random.Random,
+                            image_token_id: int, progress: bool) -> list[float]:
+    """Text-only pretraining, each text behind a noisy prefix of its scene's words."""
+    optimizer = torch.optim.AdamW(lm.parameters(), lr=recipe.lm_lr, weight_decay=0.01)
+    schedule = Schedule(recipe.lm_lr, recipe.lm_steps)
+    embed = lm.get_input_embeddings()
+    losses = []
+    bar = tqdm(range(recipe.lm_steps), desc="OPT text pretraining", disable=not progress)
+    for step in bar:
+        set_lr(optimizer, schedule(step))
+        scenes = [sample_scene(rng) for _ in range(recipe.batch)]
+        pairs = [training_text(s, rng) for s in scenes]
+        input_ids, attention, labels = encode_batch(tokenizer, pairs, NUM_QUERY_TOKENS, image_token_id)
+        embeds = embed(input_ids.masked_fill(input_ids == image_token_id, 0))  # (B, T, D)
+        prefix = embed(prefix_ids(tokenizer, scenes))  # (B, Q, D)
+        prefix = prefix + torch.randn_like(prefix) * recipe.prefix_noise * prefix.detach().std()
+        embeds = torch.cat([prefix, embeds[:, NUM_QUERY_TOKENS:]], dim=1)
+        loss = lm(inputs_embeds=embeds, attention_mask=attention, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return losses
+
+
+def project_queries(model: Blip2ForConditionalGeneration, pixels: torch.Tensor) -> torch.Tensor:
+    """Image -> frozen ViT -> Q-Former queries -> projection: (B, Q, D_lm), as BLIP-2's forward does."""
+    with torch.no_grad():
+        image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state  # (B, N, D_v)
+    queries = model.query_tokens.expand(pixels.shape[0], -1, -1)  # (B, Q, D_q)
+    out = model.qformer(query_embeds=queries, encoder_hidden_states=image_embeds).last_hidden_state
+    return model.language_projection(out)  # (B, Q, D_lm)
+
+
+def bridge(model: Blip2ForConditionalGeneration, processor: Blip2Processor, recipe: Blip2Recipe,
+           rng: random.Random, progress: bool) -> list[float]:
+    """Train only the Q-Former, the queries and the projection between a frozen ViT and a frozen LM."""
+    trainable = [model.query_tokens, *model.qformer.parameters(), *model.language_projection.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(trainable, lr=recipe.bridge_lr, weight_decay=0.01)
+    schedule = Schedule(recipe.bridge_lr, recipe.bridge_steps)
+    tokenizer, image_id = processor.tokenizer, model.config.image_token_index
+    embed = model.language_model.get_input_embeddings()
+    losses = []
+    bar = tqdm(range(recipe.bridge_steps), desc="BLIP-2 bridging (Q-Former)", disable=not progress)
+    for step in bar:
+        set_lr(optimizer, schedule(step))
+        scenes, pixels = scene_batch(rng, recipe.batch)
+        pairs = [training_text(s, rng) for s in scenes]
+        input_ids, attention, labels = encode_batch(tokenizer, pairs, NUM_QUERY_TOKENS, image_id)
+        soft = project_queries(model, pixels)  # (B, Q, D)
+        with torch.no_grad():
+            words = embed(prefix_ids(tokenizer, scenes))  # (B, Q, D) the prefix the LM learned to read
+            text = embed(input_ids[:, NUM_QUERY_TOKENS:])
+        lm_loss = model.language_model(
+            inputs_embeds=torch.cat([soft, text], dim=1), attention_mask=attention, labels=labels
+        ).loss
+        align = nn.functional.mse_loss(soft, words) / words.pow(2).mean()
+        loss = lm_loss + recipe.align_weight * align
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(lm_loss.item())
+        bar.set_postfix(lm_loss=f"{lm_loss.item():.3f}", align=f"{align.item():.3f}")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return losses
+
+
+def train_blip2(recipe: Blip2Recipe, out: Path | None = None, progress: bool = True):
+    """Run the three stages; save to `out` when given. Returns the model, processor and loss curves."""
+    seed_everything(recipe.seed)
+    rng = random.Random(recipe.seed)
+    model, processor = build_blip2(recipe)
+    model.train()
+    image_id = model.config.image_token_index
+    curves = {
+        "vision": warm_up_vision(
+            lambda px: model.vision_model(pixel_values=px).pooler_output, model.vision_model,
+            recipe.vision_width, recipe.vision_steps, recipe.batch, recipe.vision_lr, rng,
+            "BLIP-2 vision pretraining", progress,
+        ),
+        "language": pretrain_language_model(
+            model.language_model, processor.tokenizer, recipe, rng, image_id, progress
+        ),
+    }
+    curves["bridge"] = bridge(model, processor, recipe, rng, progress)
+    model.eval()
+    if out is not None:
+        save_checkpoint(model, processor, out)
+    return model, processor, curves

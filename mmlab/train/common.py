@@ -1,0 +1,148 @@
+"""Pieces shared by the training recipes: scene batches, slot labels, the warm-up heads, saving."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from mmlab.data.scenes import COLORS, SHAPES, SIZES, Scene, render_scene, sample_scene
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+MAX_OBJECTS = 3
+
+# Warm-up label spaces; index 0 means "no object in this slot".
+SLOT_SHAPES = ("none", *SHAPES)
+SLOT_COLORS = ("none", *COLORS)
+SLOT_SIZES = ("none", *SIZES)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_pixels(images: list, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
+    """224x224 RGB images -> normalized pixels (B, 3, 224, 224), as the CLIP/BLIP processors compute them."""
+    array = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 255.0  # (B, H, W, 3)
+    pixels = torch.from_numpy(array).permute(0, 3, 1, 2)
+    return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def scene_batch(rng: random.Random, batch_size: int, split: str = "train") -> tuple[list[Scene], torch.Tensor]:
+    scenes = [sample_scene(rng, split=split) for _ in range(batch_size)]
+    return scenes, to_pixels([render_scene(s) for s in scenes])
+
+
+def slot_labels(scenes: list[Scene]) -> dict[str, torch.Tensor]:
+    """Per-scene targets: the count, and shape/colour/size of each slot, objects left to right."""
+    labels = {"count": torch.tensor([s.count - 1 for s in scenes])}
+    for k in range(MAX_OBJECTS):
+        objs = [s.objects[k] if k < s.count else None for s in scenes]
+        labels[f"shape{k}"] = torch.tensor([SLOT_SHAPES.index(o.shape) if o else 0 for o in objs])
+        labels[f"color{k}"] = torch.tensor([SLOT_COLORS.index(o.color) if o else 0 for o in objs])
+        labels[f"size{k}"] = torch.tensor([SLOT_SIZES.index(o.size) if o else 0 for o in objs])
+    return labels
+
+
+class SlotHeads(nn.Module):
+    """Linear heads that read a scene's content from one pooled vector (the supervised warm-up)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        sizes = {"count": MAX_OBJECTS}
+        for k in range(MAX_OBJECTS):
+            sizes |= {f"shape{k}": len(SLOT_SHAPES), f"color{k}": len(SLOT_COLORS), f"size{k}": len(SLOT_SIZES)}
+        self.heads = nn.ModuleDict({name: nn.Linear(width, n) for name, n in sizes.items()})
+
+    def loss(self, pooled: torch.Tensor, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
+        """Cross-entropy summed over heads (shape counts double: it is the hard one); returns shape accuracy too."""
+        total, correct, seen = pooled.new_zeros(()), 0, 0
+        for name, head in self.heads.items():
+            logits = head(pooled)  # (B, classes)
+            weight = 2.0 if name.startswith("shape") else 1.0
+            total = total + weight * nn.functional.cross_entropy(logits, labels[name])
+            if name.startswith("shape"):
+                present = labels[name] > 0
+                correct += (logits.argmax(-1)[present] == labels[name][present]).sum().item()
+                seen += present.sum().item()
+        return total, correct / max(seen, 1)
+
+
+@dataclass
+class Schedule:
+    """Learning rate held flat, then a cosine decay over the last `decay_fraction` of the steps."""
+
+    lr: float
+    steps: int
+    decay_fraction: float = 0.3
+
+    def __call__(self, step: int) -> float:
+        start = int(self.steps * (1 - self.decay_fraction))
+        if step < start:
+            return self.lr
+        progress = (step - start) / max(self.steps - start, 1)
+        return self.lr * 0.5 * (1 + np.cos(np.pi * progress))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def warm_up_vision(pool: Callable[[torch.Tensor], torch.Tensor], tower: nn.Module, width: int, steps: int,
+                   batch: int, lr: float, rng: random.Random, desc: str, progress: bool) -> list[float]:
+    """Supervised warm-up: `pool(pixels) -> (B, width)` must name every object's shape, colour and size.
+
+    The learning rate stays flat until late: shape accuracy sits near chance for a while, then rises.
+    """
+    heads = SlotHeads(width)
+    optimizer = torch.optim.AdamW([*tower.parameters(), *heads.parameters()], lr=lr, weight_decay=0.01)
+    schedule = Schedule(lr, steps)
+    losses = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress)
+    for step in bar:
+        set_lr(optimizer, schedule(step))
+        scenes, pixels = scene_batch(rng, batch)
+        loss, shape_acc = heads.loss(pool(pixels), slot_labels(scenes))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}", shape_acc=f"{shape_acc:.2f}")
+    return losses
+
+
+def save_checkpoint(model, processor, folder: Path) -> Path:
+    """Save as a genuine Hugging Face folder: safetensors in float16, the processor beside it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.half().save_pretrained(folder, safe_serialization=True)
+    model.float()
+    processor.save_pretrained(folder)
+    _slim_bpe_files(folder)
+    return folder
+
+
+def _slim_bpe_files(folder: Path) -> None:
+    """Store a CLIP tokenizer as vocab.json + merges.txt (1.4 MB) rather than tokenizer.json (3.6 MB).
+
+    CLIPTokenizer rebuilds its normalizer and pre-tokenizer from these two files, as for the hub's folder.
+    """
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    if config.get("tokenizer_class") != "CLIPTokenizer":
+        return
+    model = json.loads((folder / "tokenizer.json").read_text())["model"]
+    (folder / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False, separators=(",", ":")))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (folder / "tokenizer.json").unlink()
