@@ -29,7 +29,7 @@ from transformers import (
 )
 
 from mmlab.data.scenes import NUMBERS, Scene, canonical_caption, questions, sample_scene, vocabulary_sentences
-from mmlab.prompts import qa_prompt
+from mmlab.blip2 import format_prompt
 from mmlab.tokenizers import IMAGE_TOKEN, train_opt_style_tokenizer
 from mmlab.train.common import (
     CLIP_MEAN,
@@ -78,7 +78,7 @@ def build_tokenizer(recipe: Blip2Recipe) -> GPT2Tokenizer:
     for _ in range(2000):
         scene = sample_scene(rng)
         scene_text.append(canonical_caption(scene))
-        scene_text += [f"{qa_prompt(q.question)} {q.answer}." for q in questions(scene, rng)]
+        scene_text += [f"{format_prompt(q.question)} {q.answer}." for q in questions(scene, rng)]
     return train_opt_style_tokenizer(scene_text + vocabulary_sentences(), vocab_size=recipe.vocab_size)
 
 
@@ -136,7 +136,7 @@ def training_text(scene: Scene, rng: random.Random) -> tuple[str, str]:
     rng.shuffle(qas)
     history = [(q.question, q.answer) for q in qas[: rng.randint(0, 2)]] if kind > 0.75 else []
     last = qas[len(history)] if len(history) < len(qas) else qas[-1]
-    return qa_prompt(last.question, history), " " + last.answer
+    return format_prompt(last.question, history), " " + last.answer
 
 
 def encode_batch(tokenizer, pairs: list[tuple[str, str]], num_queries: int, image_token_id: int):

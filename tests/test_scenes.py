@@ -1,0 +1,73 @@
+import random
+
+import numpy as np
+import pytest
+
+from mmlab.data import scenes as sw
+
+
+def test_same_seed_same_scene_and_pixels():
+    a, b = sw.scene_from_seed(123), sw.scene_from_seed(123)
+    assert a == b
+    assert np.array_equal(np.asarray(sw.render_scene(a)), np.asarray(sw.render_scene(b)))
+    assert sw.scene_from_seed(124) != a
+
+
+def test_objects_are_left_to_right_in_distinct_thirds_and_do_not_overlap():
+    for seed in range(300):
+        scene = sw.scene_from_seed(seed)
+        assert 1 <= scene.count <= 3
+        xs = [o.x for o in scene.objects]
+        assert xs == sorted(xs)
+        assert len({o.position for o in scene.objects}) == scene.count
+        assert sw._overlap_free(list(scene.objects))
+
+
+def test_render_draws_each_object_in_its_colour():
+    scene = sw.scene_from_seed(7)
+    pixels = np.asarray(sw.render_scene(scene))
+    assert pixels.shape == (224, 224, 3)
+    for obj in scene.objects:
+        assert tuple(pixels[obj.y, obj.x]) == sw.COLORS[obj.color]
+
+
+def test_training_split_never_draws_held_out_combos_and_heldout_always_does():
+    rng = random.Random(0)
+    for _ in range(300):
+        combos = {(o.color, o.shape) for o in sw.sample_scene(rng, split="train").objects}
+        assert not combos & sw.HELD_OUT_COMBOS
+        combos = {(o.color, o.shape) for o in sw.sample_scene(rng, split="heldout").objects}
+        assert combos & sw.HELD_OUT_COMBOS
+
+
+def test_questions_have_one_right_answer():
+    rng = random.Random(1)
+    kinds = set()
+    for seed in range(200):
+        scene = sw.scene_from_seed(seed)
+        for qa in sw.questions(scene, rng):
+            kinds.add(qa.kind)
+            if qa.kind == "count":
+                assert qa.answer == sw.NUMBERS[scene.count]
+            if qa.kind == "color":
+                shape = qa.question.split()[-1].rstrip("?")
+                assert [o.color for o in scene.objects if o.shape == shape] == [qa.answer]
+            if qa.kind == "yesno":
+                color, shape = qa.question.rstrip("?").split()[-2:]
+                present = any((o.color, o.shape) == (color, shape) for o in scene.objects)
+                assert qa.answer == ("yes" if present else "no")
+    assert kinds == {"color", "shape", "count", "position", "yesno"}
+
+
+def test_captions_name_every_object_and_vary():
+    scene = sw.scene_from_seed(3)
+    assert sw.canonical_caption(scene).count(" a ") + 1 >= scene.count
+    rng = random.Random(0)
+    assert len({sw.caption(scene, rng) for _ in range(30)}) > 5
+
+
+@pytest.mark.parametrize("count,joined", [(1, "a large red circle"), (3, "a small red circle, a small red circle and a small red circle")])
+def test_canonical_caption_grammar(count, joined):
+    size = "large" if count == 1 else "small"
+    objects = tuple(sw.SceneObject("circle", "red", size, 40 + 70 * k, 100, 20) for k in range(count))
+    assert sw.canonical_caption(sw.Scene(objects)) == joined

@@ -1,0 +1,69 @@
+"""The training recipes: they learn, they are reproducible, and they save genuine Hugging Face folders."""
+
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from transformers import Blip2ForConditionalGeneration, CLIPModel
+
+from mmlab import evaluate
+from mmlab.models import embedded_path
+from mmlab.train.blip2 import Blip2Recipe, prefix_words, train_blip2
+from mmlab.train.clip import ClipRecipe, train_clip
+
+
+def _falls(curve: list[float], k: int = 5) -> bool:
+    return np.mean(curve[-k:]) < 0.8 * np.mean(curve[:k])
+
+
+def test_a_short_clip_run_lowers_both_losses():
+    recipe = replace(ClipRecipe.short(), warmup_steps=30, contrastive_steps=30)
+    _, _, curves = train_clip(recipe, progress=False)
+    assert _falls(curves["warmup"]) and _falls(curves["contrastive"], k=8)
+
+
+def test_a_short_blip2_run_lowers_the_language_model_loss():
+    recipe = replace(Blip2Recipe.short(), lm_steps=30)
+    _, _, curves = train_blip2(recipe, progress=False)
+    assert _falls(curves["language"])
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, _, _ = train_clip(ClipRecipe.short(), progress=False)
+    b, _, _ = train_clip(ClipRecipe.short(), progress=False)
+    c, _, _ = train_clip(replace(ClipRecipe.short(), seed=1), progress=False)
+    for (name, x), y, z in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(x, y), name
+    assert not torch.equal(a.text_projection.weight, c.text_projection.weight)
+
+
+def test_saved_checkpoints_are_fp16_safetensors_that_reload(tmp_path):
+    model, _, _ = train_blip2(Blip2Recipe.short(), tmp_path / "blip2", progress=False)
+    files = sorted(p.name for p in (tmp_path / "blip2").iterdir())
+    assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
+    again = Blip2ForConditionalGeneration.from_pretrained(tmp_path / "blip2", dtype=torch.float32)
+    assert again.query_tokens.shape == model.query_tokens.shape
+    torch.testing.assert_close(again.query_tokens, model.query_tokens.half().float())
+
+
+def test_prefix_spells_the_scene_in_ten_words():
+    scene = evaluate.held_out_scenes(1, n_objects=2)[0]
+    words = prefix_words(scene)
+    assert len(words) == 10 and words[0] == "two" and words[-3:] == ["none"] * 3
+    assert words[1:4] == [scene.objects[0].size, scene.objects[0].color, scene.objects[0].shape]
+
+
+def test_packaged_checkpoints_fit_the_size_budget():
+    total = sum(f.stat().st_size for name in ("clip", "blip2") for f in embedded_path(name).iterdir())
+    assert total <= 25 * 10**6, f"{total / 1e6:.1f} MB"
+
+
+@pytest.mark.skipif(os.environ.get("MMLAB_RETRAIN") != "1", reason="full retrain (~25 min): set MMLAB_RETRAIN=1")
+def test_full_retrain_reproduces_the_packaged_checkpoints_metrics(tmp_path):
+    torch.set_num_threads(1)  # the packaged checkpoints were trained with one thread
+    scenes = evaluate.held_out_scenes(100, unique=True)
+    clip, clip_proc, _ = train_clip(ClipRecipe(), tmp_path / "clip", progress=False)
+    shipped = CLIPModel.from_pretrained(embedded_path("clip"), dtype=torch.float32).eval()
+    assert evaluate.recall_at_1(clip, clip_proc, scenes) == evaluate.recall_at_1(shipped, clip_proc, scenes)
