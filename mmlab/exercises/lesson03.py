@@ -1,0 +1,99 @@
+"""Lesson 03, BLIP-2's inputs: self-checks and worked solutions."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mmlab.exercises import verdict
+
+
+def check_image_tokens(answer: int, model, processor) -> bool:
+    """Exercise 1: how many `<image>` placeholders does the processor put in front of every prompt?"""
+    n = processor.num_query_tokens
+    vision = model.config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    wrong = {
+        patches: f"{patches} is the number of image patches. The Q-Former reads all of them but hands the language "
+                 "model only one vector per learned query.",
+        patches + 1: f"{patches + 1} is what the vision tower outputs (patches plus a class token); the Q-Former "
+                     "compresses it.",
+    }.get(answer, "Count the ids equal to model.config.image_token_index in processor(...)['input_ids'].")
+    return verdict(answer == n, f"One placeholder per learned query: num_query_tokens = {n}.", wrong)
+
+
+def check_space_marker(code_point: int) -> bool:
+    """Exercise 2: the code point of the character GPT-2's byte-level BPE shows for a space."""
+    return verdict(
+        code_point == 0x120,
+        "'Ġ' is U+0120 (288): byte 0x20 (space) is shifted by 256 into a printable character.",
+        "U+00A0 (160) is the no-break space the printed chapter names, a different character."
+        if code_point == 0xA0 else "Try ord('Ġ') on a token such as 'Ġwas'.",
+    )
+
+
+def unnormalize(pixel_values: torch.Tensor, mean, std) -> torch.Tensor:
+    """Normalized pixels (1, 3, H, W) or (3, H, W) -> an (H, W, 3) image with values in [0, 1], for `imshow`."""
+    pixels = pixel_values.reshape(-1, *pixel_values.shape[-2:]).float().cpu()  # (3, H, W)
+    mean = torch.tensor(mean).view(3, 1, 1)
+    std = torch.tensor(std).view(3, 1, 1)
+    return (pixels * std + mean).clamp(0, 1).permute(1, 2, 0)  # (H, W, 3)
+
+
+def check_unnormalize(fn, processor) -> bool:
+    """Exercise 3: `fn(pixel_values, mean, std)` must undo the processor's normalization, channels last."""
+    ramp = np.linspace(0, 255, 300 * 200 * 3).reshape(200, 300, 3).astype(np.uint8)  # a wide test image
+    pixel_values = processor.image_processor(Image.fromarray(ramp), return_tensors="pt")["pixel_values"]
+    mean, std = processor.image_processor.image_mean, processor.image_processor.image_std
+    want = unnormalize(pixel_values, mean, std)
+    try:
+        got = torch.as_tensor(np.asarray(fn(pixel_values, mean, std)), dtype=torch.float32).squeeze()
+    except Exception as error:  # noqa: BLE001 - the learner's code; report what went wrong
+        return verdict(False, "", f"Your function raised {type(error).__name__}: {error}")
+    if got.shape == want.permute(2, 0, 1).shape:
+        return verdict(False, "", "Channels come first: matplotlib wants (H, W, 3); try .permute(1, 2, 0).")
+    if got.shape != want.shape:
+        return verdict(False, "", f"Expected shape {tuple(want.shape)}, got {tuple(got.shape)}.")
+    ok = torch.allclose(got.clamp(0, 1), want, atol=1e-3)
+    return verdict(ok, "Multiply by the std, add the mean, channels last.",
+                   "The values differ: normalization was (x - mean) / std per channel, so undo it as x * std + mean.")
+
+
+def check_soft_prompt_shape(shape, model) -> bool:
+    """Exercise 4: the shape of `model.language_projection(query_output)` for one image."""
+    want = (1, model.config.num_query_tokens, model.config.text_config.hidden_size)
+    got = tuple(shape)
+    hint = (
+        "That is the Q-Former's width; the projection maps it to the language model's embedding width."
+        if got[-1:] == (model.config.qformer_config.hidden_size,)
+        else "One row per query, as wide as the language model's token embeddings."
+    )
+    return verdict(got == want, f"{want}: {want[1]} soft visual tokens, each a {want[2]}-wide 'word' "
+                   "the language model reads like its own token embeddings.", hint)
+
+
+_SOLUTIONS = {
+    1: """Every learned query becomes one token of the prompt, so the processor reserves one placeholder per query:
+
+    inputs = processor(images=image, text="Question: What is this? Answer:", return_tensors="pt")
+    (inputs["input_ids"] == model.config.image_token_index).sum().item()  # == processor.num_query_tokens""",
+    2: """GPT-2's byte-level BPE shows each byte as a printable character; the space byte 0x20 becomes chr(0x20 + 256):
+
+    ord("Ġ"), hex(ord("Ġ"))  # (288, '0x120')""",
+    3: "The processor computed (pixel - mean) / std per channel; undo it and move channels last:\n\n"
+       + inspect.getsource(unnormalize),
+    4: """Run the three stages by hand:
+
+    pixels = processor(images=image, return_tensors="pt")["pixel_values"].to(model.device, model.vision_model.dtype)
+    image_embeds = model.vision_model(pixels).last_hidden_state                   # (1, patches + 1, vision width)
+    queries = model.qformer(query_embeds=model.query_tokens, encoder_hidden_states=image_embeds).last_hidden_state
+    model.language_projection(queries.to(image_embeds.dtype)).shape            # (1, num_query_tokens, LM width)""",
+}
+
+
+def solution(n: int) -> None:
+    """Print the worked solution of exercise `n`."""
+    print(_SOLUTIONS[n])

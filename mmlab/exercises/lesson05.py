@@ -1,0 +1,83 @@
+"""Lesson 05, a chatbot with memory: self-checks and worked solutions."""
+
+from __future__ import annotations
+
+import html
+
+from mmlab.blip2 import Turn, format_prompt
+from mmlab.exercises import verdict
+
+HISTORY = [("What color is the circle?", "red"), ("How many objects are there?", "two")]
+QUESTION = "Where is the circle?"
+
+
+def check_prompt(prompt: str) -> bool:
+    """Exercise 1: the prompt a session sends for QUESTION after the turns in HISTORY."""
+    want = format_prompt(QUESTION, HISTORY)
+    if prompt == want:
+        return verdict(True, "Oldest turn first, each answer closed with a full stop, the new question last.", "")
+    if prompt.strip() == want:
+        hint = "Almost: no spaces around the prompt; the model writes the space before its answer itself."
+    elif "red." not in prompt:
+        hint = "End each earlier answer with a full stop, as the model saw in training: 'Answer: red.'"
+    elif prompt.find("How many") < prompt.find("What color"):
+        hint = "Oldest turn first: the conversation reads top to bottom."
+    else:
+        hint = f"Expected {want!r}."
+    return verdict(False, "", hint)
+
+
+def check_to_html(fn) -> bool:
+    """Exercise 2: `fn(text)` must make any text safe to put inside an HTML widget, showing it unchanged."""
+    samples = [
+        "<img src=x onerror=alert(1)>", "Tom & Jerry", "a < b > c", "plain words", "in HTML, write &lt; for <",
+        "<script>alert('x')</script>",
+    ]
+    for text in samples:
+        try:
+            safe = fn(text)
+        except Exception as error:  # noqa: BLE001 - the learner's code; report what went wrong
+            return verdict(False, "", f"Your function raised {type(error).__name__}: {error}")
+        if "<" in safe or ">" in safe:
+            return verdict(False, "", f"{text!r} still contains markup: the browser would run it. Escape < and >.")
+        if html.unescape(safe) != text:
+            return verdict(False, "", f"{text!r} would show as {html.unescape(safe)!r}: escape & first, "
+                                      "then < and >, so the learner sees the text unchanged.")
+    return verdict(True, "The text shows as typed and nothing in it runs; html.escape does exactly this.", "")
+
+
+def check_undo(session_class, model, processor, image) -> bool:
+    """Exercise 3: a ChatSession subclass whose `undo()` removes and returns the last turn (None if there is none)."""
+    try:
+        session = session_class(model, processor, image, max_new_tokens=5)
+        session.history = [Turn(q, a) for q, a in HISTORY]
+        last = session.undo()
+        empty = session_class(model, processor, image, max_new_tokens=5).undo()
+    except Exception as error:  # noqa: BLE001
+        return verdict(False, "", f"Your class raised {type(error).__name__}: {error}")
+    if last != Turn(*HISTORY[-1]):
+        return verdict(False, "", f"undo() returned {last!r}; it should return the last Turn it removed.")
+    if session.history != [Turn(*HISTORY[0])]:
+        return verdict(False, "", "After undo() only the first turn should remain in history.")
+    if empty is not None:
+        return verdict(False, "", "On an empty history undo() should return None instead of raising.")
+    return verdict(True, "The next prompt is built from history, so the undone turn is forgotten at once.", "")
+
+
+_SOLUTIONS = {
+    1: f"""from mmlab.blip2 import format_prompt
+format_prompt({QUESTION!r}, {HISTORY!r})
+# {format_prompt(QUESTION, HISTORY)!r}""",
+    2: """import html
+
+def to_html(text):
+    return html.escape(text)   # & -> &amp; first, then < -> &lt;, > -> &gt;, quotes too""",
+    3: """class UndoSession(ChatSession):
+    def undo(self):
+        return self.history.pop() if self.history else None""",
+}
+
+
+def solution(n: int) -> None:
+    """Print the worked solution of exercise `n`."""
+    print(_SOLUTIONS[n])

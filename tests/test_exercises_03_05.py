@@ -1,0 +1,75 @@
+"""The self-checks of lessons 03-05 accept the worked solutions and reject the usual mistakes with a reason."""
+
+import html
+
+import pytest
+import torch
+from _tiny_blip2 import NUM_QUERY_TOKENS, tiny_blip2
+from PIL import Image
+
+from mmlab.chat import ChatSession
+from mmlab.exercises import lesson03, lesson04, lesson05
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_blip2()
+
+
+def test_lesson03(tiny, capsys):
+    model, processor = tiny
+    assert lesson03.check_image_tokens(NUM_QUERY_TOKENS, model, processor)
+    assert not lesson03.check_image_tokens(17, model, processor)  # 4x4 patches + class token
+    assert "class token" in capsys.readouterr().out
+    assert lesson03.check_space_marker(288)
+    assert not lesson03.check_space_marker(0xA0)
+    assert "no-break space" in capsys.readouterr().out
+    assert lesson03.check_unnormalize(lesson03.unnormalize, processor)
+    assert not lesson03.check_unnormalize(lambda p, m, s: lesson03.unnormalize(p, m, s).permute(2, 0, 1), processor)
+    assert "permute" in capsys.readouterr().out
+    assert not lesson03.check_unnormalize(lambda p, m, s: (p[0].permute(1, 2, 0) - torch.tensor(m)) / torch.tensor(s), processor)
+    pixels = processor(images=Image.new("RGB", (8, 8)), return_tensors="pt")["pixel_values"]
+    image_embeds = model.vision_model(pixels).last_hidden_state
+    queries = model.qformer(query_embeds=model.query_tokens, encoder_hidden_states=image_embeds).last_hidden_state
+    assert lesson03.check_soft_prompt_shape(model.language_projection(queries).shape, model)
+    assert not lesson03.check_soft_prompt_shape((1, NUM_QUERY_TOKENS, 31), model)
+    for n in (1, 2, 3, 4):
+        lesson03.solution(n)
+    assert "def unnormalize" in capsys.readouterr().out
+
+
+def test_lesson04(capsys):
+    assert lesson04.check_vqa_prompt(lambda q: f"Question: {q} Answer:")
+    assert not lesson04.check_vqa_prompt(lambda q: f"Question: {q} Answer: ")
+    assert "space" in capsys.readouterr().out
+    assert lesson04.check_accuracy(lesson04.accuracy)
+    assert not lesson04.check_accuracy(lambda a, t: sum(x == y for x, y in zip(a, t)) / len(t))
+    assert lesson04.check_setting("b") and not lesson04.check_setting("c") and not lesson04.check_setting("z")
+    for n in (1, 2, 3):
+        lesson04.solution(n)
+
+
+def test_lesson05(tiny, capsys):
+    model, processor = tiny
+    prompt = "Question: What color is the circle? Answer: red. Question: How many objects are there? Answer: two. " \
+             "Question: Where is the circle? Answer:"
+    assert lesson05.check_prompt(prompt)
+    assert not lesson05.check_prompt(prompt.replace("red.", "red"))
+    assert "full stop" in capsys.readouterr().out
+    assert lesson05.check_to_html(html.escape)
+    assert not lesson05.check_to_html(lambda t: t.replace("<", "&lt;").replace(">", "&gt;"))  # & not escaped
+    assert not lesson05.check_to_html(lambda t: t)
+
+    class UndoSession(ChatSession):
+        def undo(self):
+            return self.history.pop() if self.history else None
+
+    class WrongUndo(ChatSession):
+        def undo(self):
+            return self.history.pop(0)
+
+    image = Image.new("RGB", (16, 16), "red")
+    assert lesson05.check_undo(UndoSession, model, processor, image)
+    assert not lesson05.check_undo(WrongUndo, model, processor, image)
+    for n in (1, 2, 3):
+        lesson05.solution(n)
