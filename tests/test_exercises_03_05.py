@@ -3,7 +3,6 @@
 import html
 
 import pytest
-import torch
 from _tiny_blip2 import NUM_QUERY_TOKENS, tiny_blip2
 from PIL import Image
 
@@ -24,10 +23,13 @@ def test_lesson03(tiny, capsys):
     assert lesson03.check_space_marker(288)
     assert not lesson03.check_space_marker(0xA0)
     assert "no-break space" in capsys.readouterr().out
-    assert lesson03.check_unnormalize(lesson03.unnormalize, processor)
-    assert not lesson03.check_unnormalize(lambda p, m, s: lesson03.unnormalize(p, m, s).permute(2, 0, 1), processor)
-    assert "permute" in capsys.readouterr().out
-    assert not lesson03.check_unnormalize(lambda p, m, s: (p[0].permute(1, 2, 0) - torch.tensor(m)) / torch.tensor(s), processor)
+    tokens = lesson03.readable_tokens(processor.tokenizer, lesson03.SENTENCE)
+    assert tokens[0] == "</s>" and any(t.startswith("_") for t in tokens)
+    assert lesson03.check_tokens(tokens, processor)
+    assert not lesson03.check_tokens([t.replace("_", "Ġ") for t in tokens], processor)
+    assert "'_'" in capsys.readouterr().out
+    assert not lesson03.check_tokens(tokens[1:], processor)
+    assert "start token" in capsys.readouterr().out
     pixels = processor(images=Image.new("RGB", (8, 8)), return_tensors="pt")["pixel_values"]
     image_embeds = model.vision_model(pixels).last_hidden_state
     queries = model.qformer(query_embeds=model.query_tokens, encoder_hidden_states=image_embeds).last_hidden_state
@@ -35,7 +37,7 @@ def test_lesson03(tiny, capsys):
     assert not lesson03.check_soft_prompt_shape((1, NUM_QUERY_TOKENS, 31), model)
     for n in (1, 2, 3, 4):
         lesson03.solution(n)
-    assert "def unnormalize" in capsys.readouterr().out
+    assert "def readable_tokens" in capsys.readouterr().out
 
 
 def test_lesson04(capsys):

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
-import torch
-from PIL import Image
-
 from mmlab.exercises import verdict
 
 
@@ -35,31 +31,29 @@ def check_space_marker(code_point: int) -> bool:
     )
 
 
-def unnormalize(pixel_values: torch.Tensor, mean, std) -> torch.Tensor:
-    """Normalized pixels (1, 3, H, W) or (3, H, W) -> an (H, W, 3) image with values in [0, 1], for `imshow`."""
-    pixels = pixel_values.reshape(-1, *pixel_values.shape[-2:]).float().cpu()  # (3, H, W)
-    mean = torch.tensor(mean).view(3, 1, 1)
-    std = torch.tensor(std).view(3, 1, 1)
-    return (pixels * std + mean).clamp(0, 1).permute(1, 2, 0)  # (H, W, 3)
+SENTENCE = "A large red circle"
 
 
-def check_unnormalize(fn, processor) -> bool:
-    """Exercise 3: `fn(pixel_values, mean, std)` must undo the processor's normalization, channels last."""
-    ramp = np.linspace(0, 255, 300 * 200 * 3).reshape(200, 300, 3).astype(np.uint8)  # a wide test image
-    pixel_values = processor.image_processor(Image.fromarray(ramp), return_tensors="pt")["pixel_values"]
-    mean, std = processor.image_processor.image_mean, processor.image_processor.image_std
-    want = unnormalize(pixel_values, mean, std)
-    try:
-        got = torch.as_tensor(np.asarray(fn(pixel_values, mean, std)), dtype=torch.float32).squeeze()
-    except Exception as error:  # noqa: BLE001 - the learner's code; report what went wrong
-        return verdict(False, "", f"Your function raised {type(error).__name__}: {error}")
-    if got.shape == want.permute(2, 0, 1).shape:
-        return verdict(False, "", "Channels come first: matplotlib wants (H, W, 3); try .permute(1, 2, 0).")
-    if got.shape != want.shape:
-        return verdict(False, "", f"Expected shape {tuple(want.shape)}, got {tuple(got.shape)}.")
-    ok = torch.allclose(got.clamp(0, 1), want, atol=1e-3)
-    return verdict(ok, "Multiply by the std, add the mean, channels last.",
-                   "The values differ: normalization was (x - mean) / std per channel, so undo it as x * std + mean.")
+def readable_tokens(tokenizer, text: str) -> list[str]:
+    """The tokens of `text` (start token included), with the space marker `Ġ` shown as `_`."""
+    ids = tokenizer(text)["input_ids"]
+    return [token.replace("Ġ", "_") for token in tokenizer.convert_ids_to_tokens(ids)]
+
+
+def check_tokens(tokens: list[str], processor) -> bool:
+    """Exercise 3: the tokens of SENTENCE as the lesson shows them (start token included, `Ġ` as `_`)."""
+    want = readable_tokens(processor.tokenizer, SENTENCE)
+    got = list(tokens)
+    if got == want:
+        return verdict(True, f"{want}: a word with a space in front is one token starting with _, the first word "
+                       "has none.", "")
+    if [t.replace("_", "Ġ") for t in got] == [t.replace("_", "Ġ") for t in want] or "Ġ" in "".join(got):
+        hint = "Replace the space marker 'Ġ' with '_'."
+    elif got == want[1:]:
+        hint = f"Keep the start token {want[0]!r} that the tokenizer puts first."
+    else:
+        hint = "Use tokenizer(SENTENCE)['input_ids'], then tokenizer.convert_ids_to_tokens(ids)."
+    return verdict(False, "", hint)
 
 
 def check_soft_prompt_shape(shape, model) -> bool:
@@ -83,8 +77,7 @@ _SOLUTIONS = {
     2: """GPT-2's byte-level BPE shows each byte as a printable character; the space byte 0x20 becomes chr(0x20 + 256):
 
     ord("Ġ"), hex(ord("Ġ"))  # (288, '0x120')""",
-    3: "The processor computed (pixel - mean) / std per channel; undo it and move channels last:\n\n"
-       + inspect.getsource(unnormalize),
+    3: inspect.getsource(readable_tokens) + f"\nreadable_tokens(processor.tokenizer, {SENTENCE!r})",
     4: """Run the three stages by hand:
 
     pixels = processor(images=image, return_tensors="pt")["pixel_values"].to(model.device, model.vision_model.dtype)
