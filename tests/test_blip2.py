@@ -5,7 +5,7 @@ import pytest
 import torch
 from _tiny_blip2 import CONTEXT, IMAGE_SIZE, NUM_QUERY_TOKENS, PATCH_SIZE, tiny_blip2
 from PIL import Image
-from transformers import Blip2Processor
+from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
 from mmlab import blip2
 
@@ -106,3 +106,14 @@ def test_query_attention_maps(tiny, images):
     assert model.qformer.config._attn_implementation == before  # the model is left as it was
     other = blip2.query_attention(model, processor, images[2])
     assert not torch.allclose(maps, other)  # the maps depend on the image
+
+
+def test_half_precision_checkpoint(tiny, images, tmp_path):
+    """As on a GPU: fp16 weights with the Q-Former kept in fp32; pixels must follow the vision tower's dtype."""
+    model, processor = tiny
+    model.save_pretrained(tmp_path)
+    half = Blip2ForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.float16).eval()
+    assert half.vision_model.dtype == torch.float16 and half.dtype == torch.float32  # model.dtype would mislead
+    captions = blip2.caption(half, processor, images[:2], prompt=PROMPTS[:2], min_new_tokens=2, max_new_tokens=2)
+    assert len(captions) == 2
+    assert blip2.query_attention(half, processor, images[0]).dtype == torch.float32
