@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import inspect
 
-from mmlab.exercises import verdict
+from mmlab.exercises import Verdict, verdict
 
 
-def check_image_tokens(answer: int, model, processor) -> bool:
+def check_image_tokens(answer: int, model, processor) -> Verdict:
     """Exercise 1: how many `<image>` placeholders does the processor put in front of every prompt?"""
     n = processor.num_query_tokens
     vision = model.config.vision_config
@@ -21,7 +21,7 @@ def check_image_tokens(answer: int, model, processor) -> bool:
     return verdict(answer == n, f"One placeholder per learned query: num_query_tokens = {n}.", wrong)
 
 
-def check_space_marker(code_point: int) -> bool:
+def check_space_marker(code_point: int) -> Verdict:
     """Exercise 2: the code point of the character GPT-2's byte-level BPE shows for a space."""
     return verdict(
         code_point == 0x120,
@@ -40,7 +40,7 @@ def readable_tokens(tokenizer, text: str) -> list[str]:
     return [token.replace("Ġ", "_") for token in tokenizer.convert_ids_to_tokens(ids)]
 
 
-def check_tokens(tokens: list[str], processor) -> bool:
+def check_tokens(tokens: list[str], processor) -> Verdict:
     """Exercise 3: the tokens of SENTENCE as the lesson shows them (start token included, `Ġ` as `_`)."""
     want = readable_tokens(processor.tokenizer, SENTENCE)
     got = list(tokens)
@@ -56,7 +56,7 @@ def check_tokens(tokens: list[str], processor) -> bool:
     return verdict(False, "", hint)
 
 
-def check_soft_prompt_shape(shape, model) -> bool:
+def check_soft_prompt_shape(shape, model) -> Verdict:
     """Exercise 4: the shape of `model.language_projection(query_output)` for one image."""
     want = (1, model.config.num_query_tokens, model.config.text_config.hidden_size)
     got = tuple(shape)

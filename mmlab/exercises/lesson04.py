@@ -5,12 +5,12 @@ from __future__ import annotations
 import inspect
 
 from mmlab.blip2 import format_prompt
-from mmlab.exercises import verdict
+from mmlab.exercises import Verdict, verdict
 
 _QUESTIONS = ("What color is the circle?", "How many objects are there?", "Is there a red square?")
 
 
-def check_vqa_prompt(fn) -> bool:
+def check_vqa_prompt(fn) -> Verdict:
     """Exercise 1: `fn(question)` must return the chapter's VQA prompt for a question."""
     for question in _QUESTIONS:
         want = format_prompt(question)
@@ -37,7 +37,7 @@ def accuracy(answers: list[str], truths: list[str]) -> float:
     return sum(right) / len(right)
 
 
-def check_accuracy(fn) -> bool:
+def check_accuracy(fn) -> Verdict:
     """Exercise 2: `fn(answers, truths)` scores VQA answers by their first word."""
     cases = [
         (["red", "two", "yes"], ["red", "two", "no"]),
@@ -65,7 +65,7 @@ _SETTINGS = {
 }
 
 
-def check_setting(choice: str) -> bool:
+def check_setting(choice: str) -> Verdict:
     """Exercise 3: which setting makes two runs of `caption` on the same image give different texts?"""
     choice = choice.strip().lower()
     if choice not in _SETTINGS:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import html
 
 from mmlab.blip2 import Turn, format_prompt
-from mmlab.exercises import verdict
+from mmlab.exercises import Verdict, verdict
 
 HISTORY = [("What color is the circle?", "red"), ("How many objects are there?", "two")]
 QUESTION = "Where is the circle?"
 
 
-def check_prompt(prompt: str) -> bool:
+def check_prompt(prompt: str) -> Verdict:
     """Exercise 1: the prompt a session sends for QUESTION after the turns in HISTORY."""
     want = format_prompt(QUESTION, HISTORY)
     if prompt == want:
@@ -27,7 +27,7 @@ def check_prompt(prompt: str) -> bool:
     return verdict(False, "", hint)
 
 
-def check_to_html(fn) -> bool:
+def check_to_html(fn) -> Verdict:
     """Exercise 2: `fn(text)` must make any text safe to put inside an HTML widget, showing it unchanged."""
     samples = [
         "<img src=x onerror=alert(1)>", "Tom & Jerry", "a < b > c", "plain words", "in HTML, write &lt; for <",
@@ -46,7 +46,7 @@ def check_to_html(fn) -> bool:
     return verdict(True, "The text shows as typed and nothing in it runs; html.escape does exactly this.", "")
 
 
-def check_undo(session_class, model, processor, image) -> bool:
+def check_undo(session_class, model, processor, image) -> Verdict:
     """Exercise 3: a ChatSession subclass whose `undo()` removes and returns the last turn (None if there is none)."""
     try:
         session = session_class(model, processor, image, max_new_tokens=5)
