@@ -69,6 +69,8 @@ def test_max_prompt_tokens_caps_the_prompt(tiny, image):
     capped.history = [Turn("Is it red?", "Yes") for _ in range(5)]
     assert capped.prompt_tokens(capped.build_prompt("And now?")) <= 20
     assert capped.dropped_turns > 0
+    with pytest.raises(PromptTooLongError, match="max_prompt_tokens is 20"):
+        capped.build_prompt("Why " * 20)
 
 
 def test_set_image_clears_history_and_reset_keeps_image(session, image):

@@ -30,6 +30,7 @@ class ChatSession:
         check_ready(model, processor)
         self.model, self.processor = model, processor
         self.max_new_tokens = max_new_tokens
+        self.max_prompt_tokens = max_prompt_tokens
         room = context_length(model) - processor.num_query_tokens - max_new_tokens
         self.prompt_budget = room if max_prompt_tokens is None else min(room, max_prompt_tokens)
         if self.prompt_budget < 1:
@@ -76,11 +77,15 @@ class ChatSession:
     def _turns_that_fit(self, question: str) -> list[Turn]:
         needed = self.prompt_tokens(format_prompt(question))
         if needed > self.prompt_budget:
+            if self.prompt_budget == self.max_prompt_tokens:
+                limit, other = f"the session's max_prompt_tokens is {self.max_prompt_tokens}", "a larger max_prompt_tokens"
+            else:
+                limit = (f"the language model's context is {context_length(self.model)} tokens, the image takes "
+                         f"{self.processor.num_query_tokens} and the answer up to {self.max_new_tokens}")
+                other = "a smaller max_new_tokens"
             raise PromptTooLongError(
-                f"The question alone takes {needed} prompt tokens, but only {self.prompt_budget} fit: the "
-                f"language model's context is {context_length(self.model)} tokens, the image takes "
-                f"{self.processor.num_query_tokens} and the answer up to {self.max_new_tokens}. Ask a shorter "
-                "question (or create the session with a smaller max_new_tokens)."
+                f"The question alone takes {needed} prompt tokens, but only {self.prompt_budget} fit: {limit}. "
+                f"Ask a shorter question (or create the session with {other})."
             )
         keep = len(self.history)
         while keep and self.prompt_tokens(format_prompt(question, self.history[-keep:])) > self.prompt_budget:
