@@ -11,7 +11,7 @@ from mmlab.mode import Setup, current_setup, setup
 __version__ = "0.1.0"
 __all__ = ["Setup", "current_setup", "setup"]
 
-_LAZY_SUBMODULES = {"blip2", "chat", "data", "doctor", "embed", "evaluate", "interop", "models", "tokenizers",
+_LAZY_SUBMODULES = {"blip2", "chat", "data", "doctor", "embed", "evaluate", "exercises", "interop", "models", "tokenizers",
                     "train", "viz", "vit"}
 
 
