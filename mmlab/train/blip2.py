@@ -253,7 +253,7 @@ def train_blip2(recipe: Blip2Recipe, out: Path | None = None, progress: bool = T
     image_id = model.config.image_token_index
     curves = {
         "vision": warm_up_vision(
-            lambda px: model.vision_model(pixel_values=px).pooler_output, model.vision_model,
+            model.vision_model,
             recipe.vision_width, recipe.vision_steps, recipe.batch, recipe.vision_lr, rng,
             "BLIP-2 vision pretraining", progress,
         ),

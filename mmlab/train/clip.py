@@ -103,7 +103,7 @@ def train_clip(recipe: ClipRecipe, out: Path | None = None, progress: bool = Tru
     model.train()
     curves = {
         "warmup": warm_up_vision(
-            lambda px: model.vision_model(pixel_values=px).pooler_output, model.vision_model, recipe.width,
+            model.vision_model, recipe.width,
             recipe.warmup_steps, recipe.warmup_batch, recipe.warmup_lr, rng, "CLIP vision warm-up", progress,
         )
     }

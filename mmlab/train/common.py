@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +53,24 @@ def slot_labels(scenes: list[Scene]) -> dict[str, torch.Tensor]:
     return labels
 
 
+def patch_labels(scenes: list[Scene], grid: int, image_size: int = 224) -> dict[str, torch.Tensor]:
+    """Per-patch targets (B, grid*grid): the object a patch shows (its centre inside the object, or the
+    object's centre inside the patch), else "none". Dense labels teach local shape far faster than labels
+    of the whole image alone."""
+    cell = image_size / grid
+    centres = (torch.arange(grid) + 0.5) * cell  # patch centres along one axis
+    py, px = torch.meshgrid(centres, centres, indexing="ij")  # (grid, grid)
+    out = {name: torch.zeros(len(scenes), grid, grid, dtype=torch.long) for name in ("shape", "color", "size")}
+    for b, scene in enumerate(scenes):
+        for obj in scene.objects:
+            inside = (px - obj.x) ** 2 + (py - obj.y) ** 2 < (0.8 * obj.radius) ** 2
+            inside[int(obj.y // cell), int(obj.x // cell)] = True
+            out["shape"][b][inside] = SLOT_SHAPES.index(obj.shape)
+            out["color"][b][inside] = SLOT_COLORS.index(obj.color)
+            out["size"][b][inside] = SLOT_SIZES.index(obj.size)
+    return {name: t.flatten(1) for name, t in out.items()}
+
+
 class SlotHeads(nn.Module):
     """Linear heads that read a scene's content from one pooled vector (the supervised warm-up)."""
 
@@ -63,9 +80,15 @@ class SlotHeads(nn.Module):
         for k in range(MAX_OBJECTS):
             sizes |= {f"shape{k}": len(SLOT_SHAPES), f"color{k}": len(SLOT_COLORS), f"size{k}": len(SLOT_SIZES)}
         self.heads = nn.ModuleDict({name: nn.Linear(width, n) for name, n in sizes.items()})
+        dense = {"shape": len(SLOT_SHAPES), "color": len(SLOT_COLORS), "size": len(SLOT_SIZES)}
+        self.patch_heads = nn.ModuleDict({name: nn.Linear(width, n) for name, n in dense.items()})
 
-    def loss(self, pooled: torch.Tensor, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
-        """Cross-entropy summed over heads (shape counts double: it is the hard one); returns shape accuracy too."""
+    def loss(self, pooled: torch.Tensor, patches: torch.Tensor, scenes: list[Scene]) -> tuple[torch.Tensor, float]:
+        """Cross-entropy of the scene heads on `pooled` (B, D) plus the patch heads on `patches` (B, N, D).
+
+        Shape counts double (it is the hard one). Returns the loss and the slot heads' shape accuracy.
+        """
+        labels = slot_labels(scenes)
         total, correct, seen = pooled.new_zeros(()), 0, 0
         for name, head in self.heads.items():
             logits = head(pooled)  # (B, classes)
@@ -75,6 +98,11 @@ class SlotHeads(nn.Module):
                 present = labels[name] > 0
                 correct += (logits.argmax(-1)[present] == labels[name][present]).sum().item()
                 seen += present.sum().item()
+        dense = patch_labels(scenes, grid=round(patches.shape[1] ** 0.5))
+        for name, head in self.patch_heads.items():
+            weight = 2.0 if name == "shape" else 1.0
+            logits = head(patches)  # (B, N, classes)
+            total = total + weight * nn.functional.cross_entropy(logits.flatten(0, 1), dense[name].flatten())
         return total, correct / max(seen, 1)
 
 
@@ -99,21 +127,23 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
-def warm_up_vision(pool: Callable[[torch.Tensor], torch.Tensor], tower: nn.Module, width: int, steps: int,
-                   batch: int, lr: float, rng: random.Random, desc: str, progress: bool) -> list[float]:
-    """Supervised warm-up: `pool(pixels) -> (B, width)` must name every object's shape, colour and size.
+def warm_up_vision(tower: nn.Module, width: int, steps: int, batch: int, lr: float, rng: random.Random,
+                   desc: str, progress: bool) -> list[float]:
+    """Supervised warm-up of a CLIP or BLIP-2 vision tower: its pooled output must name every object's
+    shape, colour and size (left to right), and each patch token the object it shows.
 
     The learning rate stays flat until late: shape accuracy sits near chance for a while, then rises.
     """
     heads = SlotHeads(width)
     optimizer = torch.optim.AdamW([*tower.parameters(), *heads.parameters()], lr=lr, weight_decay=0.01)
-    schedule = Schedule(lr, steps)
+    schedule = Schedule(lr, steps, decay_fraction=0.15)
     losses = []
     bar = tqdm(range(steps), desc=desc, disable=not progress)
     for step in bar:
         set_lr(optimizer, schedule(step))
         scenes, pixels = scene_batch(rng, batch)
-        loss, shape_acc = heads.loss(pool(pixels), slot_labels(scenes))
+        out = tower(pixel_values=pixels)
+        loss, shape_acc = heads.loss(out.pooler_output, out.last_hidden_state[:, 1:], scenes)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -128,6 +158,9 @@ def save_checkpoint(model, processor, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(folder, safe_serialization=True)
     model.float()
+    # Stored in float16 to halve the files; loaded as float32 by default, which CPUs run fastest.
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"dtype": "float32"}, indent=2) + "\n")
     processor.save_pretrained(folder)
     _slim_bpe_files(folder)
     return folder
