@@ -17,7 +17,7 @@ from pathlib import Path
 PACKAGES = ("torch", "torchvision", "transformers", "huggingface_hub", "open_clip_torch", "sentence-transformers",
             "tokenizers", "safetensors", "numpy", "pillow", "scikit-image", "matplotlib", "ipywidgets", "tqdm",
             "jupyterlab", "ipykernel", "nbval", "pytest")
-VARIABLES = ("MMLAB_MODE", "MMLAB_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HOME", "CI")
+VARIABLES = ("MMLAB_MODE", "MMLAB_DEVICE", "MMLAB_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HOME", "CI")
 
 
 @dataclass(frozen=True)

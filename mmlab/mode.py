@@ -7,6 +7,8 @@ through `current_setup()`.
 Order of precedence for the mode: the `mode` argument, then `MMLAB_MODE=hub|offline`, then any of
 `MMLAB_OFFLINE=1`, `HF_HUB_OFFLINE=1`, `TRANSFORMERS_OFFLINE=1` (offline), then a probe of the Hub
 (`HF_ENDPOINT`, default https://huggingface.co) that must answer within `timeout` seconds.
+The device: the `device` argument, then `MMLAB_DEVICE=cuda|mps|cpu`, then the first of cuda, mps, cpu
+that torch can use.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ _ours: dict[str, tuple[str | None, str]] = {}  # name -> (value before, value se
 def setup(mode: Mode | None = None, *, device: str | None = None, seed: int = 0, timeout: float = 3.0) -> Setup:
     """Choose hub or offline mode, the device and dtype; seed everything; print one banner line.
 
-    `mode` forces a mode ("hub" or "offline"); `device` forces a device ("cuda", "mps", "cpu").
+    `mode` forces a mode ("hub" or "offline"); `device` forces a device ("cuda", "mps", "cpu"); the
+    environment variables MMLAB_MODE and MMLAB_DEVICE do the same when the arguments are left out.
     The Hub probe never takes much longer than `timeout` seconds.
     """
     global _current
@@ -139,14 +142,16 @@ def _choose_device(device: str | None) -> tuple[str, str]:
 
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if device is not None:
+    forced, why = (device, "asked for") if device is not None else (os.environ.get("MMLAB_DEVICE", "").strip(), "")
+    if forced:
+        where = "device" if device is not None else "MMLAB_DEVICE"
         available = {"cuda": cuda, "mps": mps, "cpu": True}
-        if device not in available:
-            raise ValueError(f"device must be 'cuda', 'mps' or 'cpu', not {device!r}.")
-        if not available[device]:
-            raise ValueError(f"device={device!r} was asked for but this machine has no {device.upper()} device "
-                             "torch can use. Leave device unset to pick the best available one.")
-        return device, "asked for"
+        if forced not in available:
+            raise ValueError(f"{where} must be 'cuda', 'mps' or 'cpu', not {forced!r}.")
+        if not available[forced]:
+            raise ValueError(f"{where}={forced!r} asks for a {forced.upper()} device but torch finds none on this "
+                             "machine. Leave it unset to pick the best available device.")
+        return forced, why or f"MMLAB_DEVICE={forced} is set"
     if cuda:
         return "cuda", f"CUDA GPU: {torch.cuda.get_device_name(0)}"
     if mps:

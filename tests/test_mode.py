@@ -192,12 +192,23 @@ def test_device_order_is_cuda_then_mps_then_cpu(monkeypatch):
     assert (mmlab.setup("offline").device, mmlab.current_setup().dtype) == ("cpu", torch.float32)
 
 
+def test_mmlab_device_forces_the_device_and_the_argument_wins(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Tesla T4")
+    os.environ["MMLAB_DEVICE"] = "cpu"
+    assert (mmlab.setup("offline").device, mmlab.current_setup().dtype) == ("cpu", torch.float32)
+    assert mmlab.setup("offline", device="cuda").device == "cuda"
+
+
 def test_asking_for_a_missing_device_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ValueError, match="no CUDA device"):
+    with pytest.raises(ValueError, match="asks for a CUDA device but torch finds none"):
         mmlab.setup("offline", device="cuda")
-    with pytest.raises(ValueError, match="'cuda', 'mps' or 'cpu'"):
+    with pytest.raises(ValueError, match="device must be 'cuda', 'mps' or 'cpu'"):
         mmlab.setup("offline", device="gpu")
+    os.environ["MMLAB_DEVICE"] = "tpu"
+    with pytest.raises(ValueError, match="MMLAB_DEVICE must be"):
+        mmlab.setup("offline")
 
 
 def test_the_seed_makes_random_numpy_and_torch_repeat():

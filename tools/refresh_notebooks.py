@@ -1,0 +1,65 @@
+"""Re-execute notebooks in place so that their committed outputs come from a real run (for instructors).
+
+    python tools/refresh_notebooks.py                    # every notebook in notebooks/
+    python tools/refresh_notebooks.py notebooks/02_clip.ipynb
+
+The kernels run offline on the embedded default with KERNEL_ENVIRONMENT, the same environment
+nbval gives them in `./workbook test` (notebooks/conftest.py imports it from here), so the refreshed
+outputs are the ones the tests expect. Review the diff (`git diff notebooks/`) before committing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sync_notebooks import sync  # tools/ is sys.path[0] when this file runs as a script
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNEL_ENVIRONMENT = {
+    "MMLAB_MODE": "offline",  # the embedded default, whatever the network says
+    "MMLAB_DEVICE": "cpu",  # fp32 on the CPU: the same numbers on every machine, GPU or not
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # no download bars in committed outputs
+    "PYTHONHASHSEED": "0",
+}
+CELL_TIMEOUT_S = 600
+
+
+def refresh(path: Path) -> float:
+    """Execute one notebook in place; returns the seconds it took."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+         f"--ExecutePreprocessor.timeout={CELL_TIMEOUT_S}",
+         "--ExecutePreprocessor.record_timing=False",  # no timestamps in the committed metadata
+         str(path)],
+        check=True, env={**os.environ, **KERNEL_ENVIRONMENT}, cwd=path.parent,
+    )
+    return time.perf_counter() - start
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(p).resolve() for p in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"No such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    sync(paths, check=False, readme=False)  # the Colab install cell first, so that it runs (and stays silent) too
+    for path in paths:
+        print(f"executing {path.relative_to(ROOT)} ...", flush=True)
+        try:
+            seconds = refresh(path)
+        except subprocess.CalledProcessError:
+            print(f"FAILED: {path.relative_to(ROOT)} (see the error above); its file is unchanged.", file=sys.stderr)
+            return 1
+        print(f"  done in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
