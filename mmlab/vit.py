@@ -283,12 +283,12 @@ def rollout_map(attentions: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> to
 @dataclass
 class TinyTrainConfig:
     task: str = "shape"  # what to name in one-object scenes: "color", "shape", or "count" (1-3 objects)
-    image_size: int = 48  # scenes are drawn at 224 px and shrunk to this
-    patch_size: int = 6  # 8x8 grid of patches
+    image_size: int = 32  # scenes are drawn at 224 px and shrunk to this
+    patch_size: int = 4  # 8x8 grid of patches
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
-    steps: int = 400
+    steps: int = 300
     batch_size: int = 64
     lr: float = 3e-3
     num_train: int = 2048  # scenes rendered once, then batches drawn from them

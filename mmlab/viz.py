@@ -1,8 +1,8 @@
 """Figures for the lessons: patch grids, similarity heatmaps with images on the axes, attention maps,
 embedding maps, preprocessed pixels, bar charts and loss curves.
 
-Every function returns a `matplotlib.figure.Figure` with a title and labelled axes. Figures are made
-without pyplot, so a notebook shows each once (as the cell's value) and scripts can `savefig` them.
+Every function returns a `matplotlib.figure.Figure` with a title and labelled axes. A notebook shows
+it once, as the cell's value (or with `display(fig)`); a script saves it with `fig.savefig(path)`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from PIL import Image
@@ -24,7 +25,11 @@ from mmlab.vit import patchify
 
 
 def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    """A new figure, made through pyplot (which sets up Jupyter's inline display) but closed there,
+    so that Jupyter shows it once, as the returned value, and not a second time at the end of the cell."""
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    plt.close(fig)
+    return fig
 
 
 def _as_array(x) -> np.ndarray:
