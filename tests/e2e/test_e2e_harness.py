@@ -1,9 +1,10 @@
-"""The harness itself: a broken chat must fail the check with a message that says what a learner would see."""
+"""The harness itself: broken chats and error outputs fail the checks with messages that say what a learner would see;
+a figure and a library warning pass."""
 
 from __future__ import annotations
 
 import pytest
-from e2e_lab import ChatBox, check_reply
+from e2e_lab import ChatBox, RunReport, check_reply
 
 # A scratch notebook with three chats in front of stand-in sessions (no model needed): one that echoes, one whose
 # ask() raises (the widget shows an error line), one whose send handler raises uncaught (the page shows nothing).
@@ -49,6 +50,36 @@ class SilentChat(ChatWidget):
     "SilentChat(StandInSession(unplugged))",
 ]
 
+# A figure and a warning on stderr: the page must show the image, and a warning is no error.
+FIGURE_CELLS = [
+    "import warnings\n\nimport matplotlib.pyplot as plt",
+    'warnings.warn("a benign library warning")',
+    'figure, axes = plt.subplots(figsize=(3, 2))\naxes.imshow([[0, 1], [1, 0]])\naxes.set_title("check")\nplt.show()',
+]
+
+
+def _cell(index, source, outputs, tags=(), count=1):
+    return {"index": index, "type": "code", "source": source, "count": count, "tags": list(tags), "outputs": outputs}
+
+
+def test_run_report_fails_on_error_outputs_and_missing_figures_not_on_warnings():
+    error = {"type": "error", "ename": "ValueError", "evalue": "no such image", "name": "", "text": ""}
+    warning = {"type": "stream", "name": "stderr", "text": "UserWarning: deprecated", "ename": "", "evalue": ""}
+    cells = [_cell(0, "# load\nimages = load()", [warning]), _cell(1, "show(images)", [error]),
+             _cell(2, "after()", [], count=None), _cell(3, "raise KeyError", [error], tags=["raises-exception"])]
+    report = RunReport("lesson", cells, [{"cell": 1, "complete": True, "width": 0, "height": 0}], [], [], 1.0)
+    with pytest.raises(AssertionError) as failure:
+        report.assert_clean()
+    message = str(failure.value)
+    assert "lesson: the page shows 1 problem(s)" in message
+    assert "error output in cell 1 (show(images)): ValueError: no such image" in message
+    assert "cell 0: UserWarning: deprecated" in message and "KeyError" not in message
+    with pytest.raises(AssertionError, match="found 1 image\\(s\\), 1 of them not rendered"):
+        report.assert_images(1)
+    RunReport("lesson", cells[:1], [], [], [], 1.0).assert_clean()
+    with pytest.raises(AssertionError, match="never executed: cell 2"):
+        RunReport("lesson", cells[2:3], [], [], [], 1.0).assert_clean()
+
 
 def test_check_reply_accepts_an_answer_and_names_each_failure():
     assert check_reply("q", ["You: a", "BLIP-2: b"], ["You: a", "BLIP-2: b", "You: q", "BLIP-2: yes"], "", 1) == "yes"
@@ -80,3 +111,11 @@ def test_broken_chats_fail_the_check_with_a_readable_message(notebook):
     message = str(failure.value)
     print(message)
     assert "gave no response to 'Anyone?' within 4 s" in message and "You: Anyone?" in message
+
+
+@pytest.mark.e2e
+@pytest.mark.e2e_notebook("scratch/figure.ipynb", cells=FIGURE_CELLS)
+def test_a_figure_renders_and_a_warning_is_no_error(notebook):
+    notebook.report.assert_clean()
+    notebook.report.assert_images(1)
+    assert any("a benign library warning" in line for line in notebook.report.stderr()), notebook.report.stderr()
