@@ -1,0 +1,83 @@
+"""The self-checks of lessons 01-02 accept the worked solutions and reject the usual mistakes with a reason."""
+
+import pytest
+import torch
+from _tiny_clip import tiny_clip
+
+from mmlab import vit
+from mmlab.exercises import lesson01, lesson02
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return tiny_clip(image_size=64, patch_size=16)  # 4x4 = 16 patches
+
+
+def test_lesson01_counts(clip, capsys):
+    model, _ = clip
+    assert lesson01.check_num_tokens(17, model)
+    assert not lesson01.check_num_tokens(16, model)
+    assert "class token" in capsys.readouterr().out
+    assert lesson01.check_patch_length(16 * 16 * 3, model)
+    assert not lesson01.check_patch_length(256, model)
+    assert "3 colour channels" in capsys.readouterr().out
+    assert lesson01.check_projection_parameters(590_592)
+    assert not lesson01.check_projection_parameters(589_824)
+    assert "bias" in capsys.readouterr().out
+
+
+def test_lesson01_conv_to_linear(capsys):
+    assert lesson01.check_conv_to_linear(lesson01.conv_to_linear)
+    assert lesson01.check_conv_to_linear(vit.conv_to_linear_weight)
+    assert not lesson01.check_conv_to_linear(lambda w: w.reshape(w.shape[0], -1))  # channel-first order
+    assert "wrong order" in capsys.readouterr().out
+    assert not lesson01.check_conv_to_linear(lambda w: w[:, 0])
+    assert "shape" in capsys.readouterr().out
+    assert not lesson01.check_conv_to_linear(lambda w: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    for n in (1, 2, 3, 4):
+        lesson01.solution(n)
+    assert "def conv_to_linear" in capsys.readouterr().out
+
+
+def test_lesson02_eot_position(clip, capsys):
+    _, processor = clip
+    assert lesson02.check_eot_position(7, processor)
+    assert not lesson02.check_eot_position(0, processor)
+    assert "startoftext" in capsys.readouterr().out
+    assert not lesson02.check_eot_position(8, processor)
+    assert "start at 0" in capsys.readouterr().out
+
+
+def test_lesson02_similarity_matrix(capsys):
+    g = torch.Generator().manual_seed(0)
+    image_features, text_features = torch.randn(3, 8, generator=g) * 5, torch.randn(4, 8, generator=g) * 5
+    right = lesson02.similarity_matrix(image_features, text_features)
+    assert lesson02.check_similarity_matrix(right, image_features, text_features)
+    assert not lesson02.check_similarity_matrix(right.T, image_features, text_features)
+    assert "Transposed" in capsys.readouterr().out
+    assert not lesson02.check_similarity_matrix(image_features @ text_features.T, image_features, text_features)
+    assert "norm" in capsys.readouterr().out
+    assert not lesson02.check_similarity_matrix(100 * right, image_features, text_features)
+    assert "logit_scale" in capsys.readouterr().out
+
+
+def test_lesson02_zero_shot(clip, capsys):
+    model, processor = clip
+    assert lesson02.check_zero_shot(lambda image, labels: lesson02.zero_shot(model, processor, image, labels),
+                                    model, processor)
+    assert not lesson02.check_zero_shot(lambda image, labels: torch.ones(len(labels)), model, processor)
+    assert "sum to 1" in capsys.readouterr().out
+
+    def unscaled(image, labels):
+        inputs = processor(text=labels, images=image, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            out = model(**inputs)
+        return (out.logits_per_image / model.logit_scale.exp()).softmax(-1)[0]
+
+    if model.logit_scale.exp() > 2:  # the scale must make a difference for this hint
+        assert not lesson02.check_zero_shot(unscaled, model, processor)
+        assert "logit_scale" in capsys.readouterr().out
+    for n in (1, 2, 3):
+        lesson02.solution(n)
+    assert "def zero_shot" in capsys.readouterr().out
