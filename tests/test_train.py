@@ -24,9 +24,14 @@ def test_a_short_clip_run_lowers_both_losses():
     assert _falls(curves["warmup"]) and _falls(curves["contrastive"], k=8)
 
 
-def test_a_short_blip2_run_lowers_the_language_model_loss():
+@pytest.fixture(scope="module")
+def clip_vision():
+    return CLIPModel.from_pretrained(embedded_path("clip"), dtype=torch.float32).vision_model
+
+
+def test_a_short_blip2_run_lowers_the_language_model_loss(clip_vision):
     recipe = replace(Blip2Recipe.short(), lm_steps=30)
-    _, _, curves = train_blip2(recipe, progress=False)
+    _, _, curves = train_blip2(recipe, clip_vision, progress=False)
     assert _falls(curves["language"])
 
 
@@ -39,8 +44,8 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert not torch.equal(a.text_projection.weight, c.text_projection.weight)
 
 
-def test_saved_checkpoints_are_fp16_safetensors_that_reload(tmp_path):
-    model, _, _ = train_blip2(Blip2Recipe.short(), tmp_path / "blip2", progress=False)
+def test_saved_checkpoints_are_fp16_safetensors_that_reload(tmp_path, clip_vision):
+    model, _, _ = train_blip2(Blip2Recipe.short(), clip_vision, tmp_path / "blip2", progress=False)
     files = sorted(p.name for p in (tmp_path / "blip2").iterdir())
     assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
     again = Blip2ForConditionalGeneration.from_pretrained(tmp_path / "blip2", dtype=torch.float32)
@@ -67,3 +72,22 @@ def test_full_retrain_reproduces_the_packaged_checkpoints_metrics(tmp_path):
     clip, clip_proc, _ = train_clip(ClipRecipe(), tmp_path / "clip", progress=False)
     shipped = CLIPModel.from_pretrained(embedded_path("clip"), dtype=torch.float32).eval()
     assert evaluate.recall_at_1(clip, clip_proc, scenes) == evaluate.recall_at_1(shipped, clip_proc, scenes)
+
+
+def test_blip2_vision_copied_from_clip_computes_the_same_but_for_the_pre_layernorm():
+    import random
+
+    from mmlab.train.blip2 import build_blip2, copy_clip_vision
+    from mmlab.train.clip import build_clip
+    from mmlab.train.common import scene_batch
+
+    clip, _ = build_clip(ClipRecipe())
+    blip, _ = build_blip2(Blip2Recipe())
+    copy_clip_vision(blip.vision_model, clip.vision_model)
+    clip.vision_model.pre_layrnorm = torch.nn.Identity()  # the one layer BLIP-2's encoder lacks
+    _, pixels = scene_batch(random.Random(0), 2)
+    with torch.no_grad():
+        ours = blip.vision_model(pixel_values=pixels)
+        theirs = clip.vision_model(pixel_values=pixels)
+    torch.testing.assert_close(ours.last_hidden_state, clip.vision_model.post_layernorm(theirs.last_hidden_state),
+                               atol=1e-5, rtol=1e-4)

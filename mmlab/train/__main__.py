@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import CLIPModel
 
 from mmlab.train.blip2 import Blip2Recipe, train_blip2
 from mmlab.train.clip import ClipRecipe, train_clip
@@ -20,24 +21,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--short", action="store_true", help="a few steps only, to check the recipe runs")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"where the checkpoint folders go (default: {PACKAGE_CHECKPOINTS})")
+    parser.add_argument("--clip", type=Path, default=None,
+                        help="CLIP checkpoint whose vision tower BLIP-2 starts from (default: OUT/clip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (fixed, for reproducibility)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = args.out or PACKAGE_CHECKPOINTS
+    clip = None
     if args.model in ("clip", "all"):
         recipe = ClipRecipe.short() if args.short else ClipRecipe()
         recipe.seed = args.seed
         start = time.perf_counter()
-        train_clip(recipe, out / "clip")
+        clip, _, _ = train_clip(recipe, out / "clip")
         print(f"CLIP trained in {time.perf_counter() - start:.0f} s -> {out / 'clip'}")
     if args.model in ("blip2", "all"):
+        if clip is None:  # BLIP-2 starts from the vision tower of the CLIP checkpoint beside it
+            clip = CLIPModel.from_pretrained(args.clip or out / "clip", dtype=torch.float32)
         recipe = Blip2Recipe.short() if args.short else Blip2Recipe()
         recipe.seed = args.seed
         start = time.perf_counter()
-        train_blip2(recipe, out / "blip2")
+        train_blip2(recipe, clip.vision_model, out / "blip2")
         print(f"BLIP-2 trained in {time.perf_counter() - start:.0f} s -> {out / 'blip2'}")
-
 
 if __name__ == "__main__":
     main()

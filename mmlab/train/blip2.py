@@ -1,6 +1,6 @@
 """Recipe for the embedded BLIP-2, in the chapter's three steps.
 
-1. A vision encoder is pretrained (here: supervised, naming each object's shape, colour and size), then frozen.
+1. A pretrained vision encoder: our CLIP's vision tower (as BLIP-2 uses EVA-CLIP's), briefly adapted, then frozen.
 2. A small OPT-style language model is pretrained on text alone, then frozen. Its texts (captions,
    questions and answers, chats) follow a *prefix* of ten word embeddings that spell the scene
    ("two large red circle small blue square none none none"), blurred with noise: so the frozen
@@ -57,8 +57,8 @@ class Blip2Recipe:
     lm_layers: int = 4
     lm_context: int = 256  # tokens, image queries included
     vocab_size: int = 4096
-    vision_steps: int = 700
-    vision_lr: float = 1e-3
+    vision_steps: int = 300  # adapting the CLIP vision tower it starts from (see copy_clip_vision)
+    vision_lr: float = 3e-4
     lm_steps: int = 1500
     lm_lr: float = 1e-3
     prefix_noise: float = 0.5  # noise std relative to the prefix embeddings' std
@@ -89,6 +89,7 @@ def build_blip2(recipe: Blip2Recipe) -> tuple[Blip2ForConditionalGeneration, Bli
         vision_config=dict(
             hidden_size=recipe.vision_width, intermediate_size=4 * recipe.vision_width,
             num_hidden_layers=recipe.vision_layers, num_attention_heads=4, image_size=224, patch_size=32,
+            hidden_act="quick_gelu", layer_norm_eps=1e-5,  # as CLIP's vision tower, which it starts from
         ),
         qformer_config=dict(
             hidden_size=recipe.qformer_width, intermediate_size=4 * recipe.qformer_width,
@@ -168,6 +169,33 @@ def _word_id(tokenizer, word: str) -> int:
     return ids[0]
 
 
+def copy_clip_vision(blip_vision: nn.Module, clip_vision: nn.Module) -> None:
+    """Start BLIP-2's vision encoder from a CLIP vision tower, as BLIP-2 starts from EVA-CLIP's.
+
+    The layers map one to one (q/k/v fused into `qkv`, `out_proj` named `projection`). CLIP's extra
+    `pre_layrnorm` has no slot in BLIP-2's encoder: a short supervised warm-up adapts the copy to its absence.
+    """
+    c = clip_vision.state_dict()
+    state = {
+        "embeddings.class_embedding": c["embeddings.class_embedding"].view(1, 1, -1),
+        "embeddings.position_embedding": c["embeddings.position_embedding.weight"].unsqueeze(0),
+        "embeddings.patch_embedding.weight": c["embeddings.patch_embedding.weight"],
+        "embeddings.patch_embedding.bias": torch.zeros(c["embeddings.patch_embedding.weight"].shape[0]),
+        "post_layernorm.weight": c["post_layernorm.weight"],
+        "post_layernorm.bias": c["post_layernorm.bias"],
+    }
+    for i in range(len(clip_vision.encoder.layers)):
+        src, dst = f"encoder.layers.{i}.", f"encoder.layers.{i}."
+        for kind in ("weight", "bias"):
+            state[f"{dst}self_attn.qkv.{kind}"] = torch.cat(
+                [c[f"{src}self_attn.{n}_proj.{kind}"] for n in ("q", "k", "v")]
+            )
+            state[f"{dst}self_attn.projection.{kind}"] = c[f"{src}self_attn.out_proj.{kind}"]
+            for name in ("layer_norm1", "layer_norm2", "mlp.fc1", "mlp.fc2"):
+                state[f"{dst}{name}.{kind}"] = c[f"{src}{name}.{kind}"]
+    blip_vision.load_state_dict(state)
+
+
 # --- stages ---------------------------------------------------------------------------------------
 
 
@@ -244,18 +272,21 @@ def bridge(model: Blip2ForConditionalGeneration, processor: Blip2Processor, reci
     return losses
 
 
-def train_blip2(recipe: Blip2Recipe, out: Path | None = None, progress: bool = True):
-    """Run the three stages; save to `out` when given. Returns the model, processor and loss curves."""
+def train_blip2(recipe: Blip2Recipe, clip_vision: nn.Module, out: Path | None = None, progress: bool = True):
+    """Run the three stages, starting the vision encoder from `clip_vision` (a trained CLIP's `vision_model`).
+
+    Saves to `out` when given. Returns the model, processor and loss curves.
+    """
     seed_everything(recipe.seed)
     rng = random.Random(recipe.seed)
     model, processor = build_blip2(recipe)
     model.train()
+    copy_clip_vision(model.vision_model, clip_vision)
     image_id = model.config.image_token_index
     curves = {
         "vision": warm_up_vision(
-            model.vision_model,
-            recipe.vision_width, recipe.vision_steps, recipe.batch, recipe.vision_lr, rng,
-            "BLIP-2 vision pretraining", progress,
+            model.vision_model, recipe.vision_width, recipe.vision_steps, recipe.batch, recipe.vision_lr, rng,
+            "BLIP-2 vision adaptation", progress, seed_filters=False,
         ),
         "language": pretrain_language_model(
             model.language_model, processor.tokenizer, recipe, rng, image_id, progress

@@ -42,6 +42,26 @@ def scene_batch(rng: random.Random, batch_size: int, split: str = "train") -> tu
     return scenes, to_pixels([render_scene(s) for s in scenes])
 
 
+def seed_luminance_filters(patch_embedding: nn.Conv2d, count: int, block: int = 4,
+                           std=CLIP_STD) -> None:
+    """Start `count` patch-embedding filters as dark-pixel detectors over `block` x `block` sub-squares.
+
+    Every scene object is darker than its background in R+G+B, whatever its colour, so these filters give
+    the encoder a coarse, colour-blind silhouette of each patch from the first step. Shape is what a
+    from-scratch ViT otherwise learns last; training still changes these filters like all the others.
+    """
+    out, channels, p, _ = patch_embedding.weight.shape  # (D, 3, P, P)
+    per_side = p // block
+    count = min(count, per_side * per_side, out)
+    with torch.no_grad():
+        w = patch_embedding.weight
+        for k in range(count):
+            row, col = divmod(k, per_side)
+            w[k] = 0.0
+            for c in range(channels):  # normalized pixel x = (v - mean) / std, so v = x * std + mean
+                w[k, c, row * block:(row + 1) * block, col * block:(col + 1) * block] = -std[c] / block**2
+
+
 def slot_labels(scenes: list[Scene]) -> dict[str, torch.Tensor]:
     """Per-scene targets: the count, and shape/colour/size of each slot, objects left to right."""
     labels = {"count": torch.tensor([s.count - 1 for s in scenes])}
@@ -128,12 +148,14 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def warm_up_vision(tower: nn.Module, width: int, steps: int, batch: int, lr: float, rng: random.Random,
-                   desc: str, progress: bool) -> list[float]:
+                   desc: str, progress: bool, seed_filters: bool = True) -> list[float]:
     """Supervised warm-up of a CLIP or BLIP-2 vision tower: its pooled output must name every object's
     shape, colour and size (left to right), and each patch token the object it shows.
 
     The learning rate stays flat until late: shape accuracy sits near chance for a while, then rises.
     """
+    if seed_filters:
+        seed_luminance_filters(tower.embeddings.patch_embedding, count=width // 2)
     heads = SlotHeads(width)
     optimizer = torch.optim.AdamW([*tower.parameters(), *heads.parameters()], lr=lr, weight_decay=0.01)
     schedule = Schedule(lr, steps, decay_fraction=0.15)
