@@ -24,10 +24,10 @@ from mmlab.data.io import load_image
 from mmlab.vit import patchify
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float, dpi: float | None = None) -> Figure:
     """A new figure, made through pyplot (which sets up Jupyter's inline display) but closed there,
     so that Jupyter shows it once, as the returned value, and not a second time at the end of the cell."""
-    fig = plt.figure(figsize=(width, height), layout="constrained")
+    fig = plt.figure(figsize=(width, height), dpi=dpi, layout="constrained")
     plt.close(fig)
     return fig
 
@@ -73,7 +73,7 @@ def show_patch_grid(image, patch_size: int, *, size: int | None = None, per_row:
         r, c = divmod(k, per_row)
         canvas[r * (p + gap) : r * (p + gap) + p, c * (p + gap) : c * (p + gap) + p] = patch
 
-    fig = _figure(12, 4.6)
+    fig = _figure(11, 4.2, dpi=72)  # photographs make large PNGs: keep the notebook small
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.6])
     left.imshow(pixels)
     left.set_xticks(np.arange(0, w + 1, p * max(1, gw // 7)))
@@ -210,11 +210,12 @@ def modality_gap(image_emb, text_emb) -> float:
 
 def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None,
                   text_labels: Sequence[str] | None = None, *, title: str = "Images and texts in one embedding space",
-                  connect_pairs: bool = True, label_chars: int = 24) -> Figure:
+                  connect_pairs: bool = True, label_chars: int = 24, max_labels: int = 10) -> Figure:
     """A 2-D PCA map of unit-length image (circles) and text (triangles) embeddings, both fitted together.
 
     The crosses mark each modality's mean, the arrow between them is the modality gap (its length in
     the full space is in the legend). With `connect_pairs`, image i and text i are joined by a dotted line.
+    At most `max_labels` points per modality are labelled (evenly spread), so the labels stay readable.
     """
     img = F.normalize(torch.as_tensor(_as_array(image_emb)), dim=-1)
     txt = F.normalize(torch.as_tensor(_as_array(text_emb)), dim=-1)
@@ -232,7 +233,9 @@ def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None
     ax.scatter(pi[:, 0], pi[:, 1], marker="o", s=60, color="tab:blue", label="image")
     ax.scatter(pt[:, 0], pt[:, 1], marker="^", s=70, color="tab:orange", label="text")
     for points, labels in ((pi, image_labels), (pt, text_labels)):
-        for (x, y), label in zip(points, labels or [], strict=False):
+        labels = list(labels or [])
+        for k in np.unique(np.linspace(0, len(labels) - 1, min(max_labels, len(labels))).round().astype(int)):
+            (x, y), label = points[k], labels[k]
             ax.annotate(textwrap.shorten(label, label_chars, placeholder="…"), (x, y), fontsize=8,
                         xytext=(4, 3), textcoords="offset points")
     ci, ct = pi.mean(0), pt.mean(0)
@@ -242,8 +245,8 @@ def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None
     ax.annotate("", xy=ct, xytext=ci, arrowprops={"arrowstyle": "<->", "color": "black", "linewidth": 1.5})
     ax.plot([], [], color="black", label=f"modality gap: {gap:.2f} (full space)")
     ax.legend(loc="best", fontsize=9)
-    ax.set(title=title, xlabel=f"principal component 1 ({share[0]:.0%} of variance)",
-           ylabel=f"principal component 2 ({share[1]:.0%} of variance)")
+    ax.set(title=title, xlabel=f"principal component 1 ({share[0]:.1%} of variance)",
+           ylabel=f"principal component 2 ({share[1]:.1%} of variance)")
     return fig
 
 
@@ -261,11 +264,15 @@ def unnormalize(pixel_values: torch.Tensor, mean=OPENAI_CLIP_MEAN, std=OPENAI_CL
 
 
 def show_preprocessed(pixel_values: torch.Tensor, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, *,
-                      original=None, title: str = "What the model sees") -> Figure:
+                      original=None, show_raw: bool = False, title: str = "What the model sees") -> Figure:
     """The processor's output un-normalized (pixel * std + mean) and shown height x width x channels,
-    next to the original image when given."""
+    next to the original image when given; with `show_raw`, also the normalized values shown as they
+    are (clipped to 0-1 by imshow): the mistake un-normalizing avoids."""
     shown = unnormalize(pixel_values, mean, std).numpy()
     panels = [("original", _pixels(original))] if original is not None else []
+    if show_raw:
+        raw = unnormalize(pixel_values, (0, 0, 0), (1, 1, 1)).numpy()  # only clipped and permuted
+        panels.append(("normalized values shown as is (wrong)", raw))
     panels.append((f"preprocessed: {shown.shape[1]}x{shown.shape[0]}, un-normalized", shown))
     fig = _figure(4.2 * len(panels), 4.4)
     for ax, (label, pixels) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):

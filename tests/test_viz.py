@@ -85,6 +85,9 @@ def test_embedding_map_shows_both_modalities_and_the_gap():
     assert {"image", "text", "mean image", "mean text"} <= set(legend)
     assert any(t.startswith(f"modality gap: {viz.modality_gap(img, txt):.2f}") for t in legend)
     assert ax.get_xlabel().startswith("principal component 1")
+    assert [t.get_text() for t in ax.texts if t.get_text()] == ["a", "b", "c", "d", "w", "x", "y", "z"]
+    few = data_axes(viz.embedding_map(img, txt, ["a", "b", "c", "d"], ["w", "x", "y", "z"], max_labels=2))[0]
+    assert [t.get_text() for t in few.texts if t.get_text()] == ["a", "d", "w", "z"]
     assert_titled_and_labelled(fig)
 
 
@@ -100,8 +103,9 @@ def test_unnormalize_inverts_clip_normalization_and_permutes():
     shown = viz.unnormalize(((rgb - mean) / std)[None])
     assert shown.shape == (8, 6, 3)
     torch.testing.assert_close(shown, rgb.permute(1, 2, 0))
-    fig = viz.show_preprocessed(((rgb - mean) / std)[None], original=IMAGES[0])
-    assert data_axes(fig)[0].get_title() == "original"
+    fig = viz.show_preprocessed(((rgb - mean) / std)[None], original=IMAGES[0], show_raw=True)
+    titles = [ax.get_title() for ax in data_axes(fig)]
+    assert titles[0] == "original" and "wrong" in titles[1] and "un-normalized" in titles[2]
     assert_titled_and_labelled(fig)
 
 
