@@ -34,15 +34,22 @@ def cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+HALF = (torch.float16, torch.bfloat16)
+
+
 def compute_dtype(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.dtype:
-    """The dtype `embed_images`/`embed_texts` compute in: `dtype` if given, else bfloat16 on a CPU with
-    fast bfloat16, else the model's own dtype (float32 on other CPUs, float16 as loaded on a GPU)."""
-    if dtype is not None:
-        return dtype
+    """The dtype `embed_images`/`embed_texts` compute in.
+
+    A float32 model computes in `dtype` when that is float16 or bfloat16 (autocast), and by default
+    (None) in bfloat16 on a CPU with fast bfloat16; otherwise in float32. A model already in half
+    precision (as `load_clip` loads it on a GPU) computes in its own dtype, whatever `dtype` says.
+    """
     param = next(model.parameters())
-    if param.device.type == "cpu" and param.dtype == torch.float32 and cpu_has_fast_bf16():
-        return torch.bfloat16
-    return param.dtype
+    if param.dtype != torch.float32:
+        return param.dtype
+    if dtype is None:
+        return torch.bfloat16 if param.device.type == "cpu" and cpu_has_fast_bf16() else torch.float32
+    return dtype if dtype in HALF else torch.float32
 
 
 def _autocast(model: torch.nn.Module, dtype: torch.dtype):
@@ -84,9 +91,10 @@ def embed_images(
     """Embed images with a Hugging Face CLIP model. Returns float32 (N, D) on the CPU, unit length if `normalize`.
 
     images: anything `mmlab.data.io.load_image` reads (PIL images, paths, arrays, tensors).
-    dtype: None computes in bfloat16 autocast on CPUs with fast bfloat16 (AMX or AVX512-BF16) and in the
-        model's own dtype otherwise: plain float32 on CPUs without fast bfloat16, where bfloat16 would be
-        slower. Pass torch.float32 to force full precision.
+    dtype: None computes a float32 model in bfloat16 autocast on CPUs with fast bfloat16 (AMX or
+        AVX512-BF16) and in plain float32 on other CPUs, where bfloat16 would be slower. Pass
+        torch.float32 to force full precision, or torch.float16/bfloat16 for autocast. A half-precision
+        model (on a GPU) always runs in its own dtype; see `compute_dtype`.
     progress: show a tqdm bar when there is more than one batch.
     """
     if len(images) == 0:

@@ -226,7 +226,7 @@ class VisionTransformer(nn.Module):
             hidden_size=hf.hidden_size, num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
             intermediate_size=hf.intermediate_size, hidden_act=hf.hidden_act, layer_norm_eps=hf.layer_norm_eps,
         )
-        model = cls(config).to(vision_model.dtype)
+        model = cls(config).to(device=vision_model.device, dtype=vision_model.dtype)
         emb = vision_model.embeddings
         load_conv_patch_embedding(model.patch_embedding, emb.patch_embedding)
         model.class_embedding.copy_(emb.class_embedding)

@@ -91,8 +91,9 @@ def test_compute_dtype_choice(clip):
     assert embed.compute_dtype(model, torch.float32) == torch.float32
     expected = torch.bfloat16 if embed.cpu_has_fast_bf16() else torch.float32
     assert embed.compute_dtype(model) == expected
-    assert embed.compute_dtype(model.to(torch.bfloat16)) == torch.bfloat16  # a half model keeps its dtype
-    model.float()
+    assert embed.compute_dtype(model, torch.bfloat16) == torch.bfloat16
+    half = tiny_clip()[0].to(torch.bfloat16)
+    assert embed.compute_dtype(half) == embed.compute_dtype(half, torch.float32) == torch.bfloat16
 
 
 def test_bad_inputs(clip):
@@ -114,3 +115,12 @@ def test_search_finds_nearest_items():
         embed.search(query, gallery, k=11)
     with pytest.raises(ValueError, match="same model"):
         embed.search(torch.randn(3), gallery)
+
+
+def test_half_precision_model_runs_in_its_own_dtype(clip, images):
+    """As on a GPU, where load_clip loads float16: asking for float32 must not crash."""
+    model, processor = clip
+    half = tiny_clip()[0].to(torch.bfloat16)
+    got = embed.embed_images(half, processor, images, dtype=torch.float32, progress=False)
+    assert got.dtype == torch.float32
+    assert F.cosine_similarity(got, one_by_one_images(model, processor, images)).min() > 0.98
