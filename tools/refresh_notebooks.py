@@ -4,7 +4,7 @@
     python tools/refresh_notebooks.py notebooks/02_clip.ipynb
 
 The kernels run offline on the embedded default with KERNEL_ENVIRONMENT, the same environment
-nbval gives them in `./workbook test` (notebooks/conftest.py imports it from here), so the refreshed
+nbval gives them in `./workbook test` (the root conftest.py reads it from here), so the refreshed
 outputs are the ones the tests expect. Review the diff (`git diff notebooks/`) before committing.
 """
 
@@ -15,8 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-from sync_notebooks import sync  # tools/ is sys.path[0] when this file runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL_ENVIRONMENT = {
@@ -44,6 +42,8 @@ def refresh(path: Path) -> float:
 
 
 def main(argv: list[str]) -> int:
+    from sync_notebooks import sync  # tools/ is sys.path[0] when this file runs as a script
+
     paths = [Path(p).resolve() for p in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
