@@ -1,7 +1,7 @@
 """Fixtures of the browser tests: one JupyterLab server and one headless Chromium for the session.
 
-The notebooks that the selected tests name run all at once, each in its own page, from the first test on; each test
-waits only for its own notebook.
+The notebooks that the selected tests name run all at once, each in a tab of one JupyterLab page, from the first
+test on; each test waits only for its own notebook.
 
 Everything skips, with a message saying how to enable it, where Chromium or Playwright is missing. The server and
 the browser are stopped in `finally` blocks, also when a test fails or is interrupted.

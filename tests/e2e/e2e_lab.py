@@ -25,7 +25,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -141,10 +140,6 @@ class LabServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
-
-    def url(self, relative_path: str) -> str:
-        """The address that opens a notebook (relative to the root) in JupyterLab."""
-        return f"{self.base_url}lab/tree/{quote(relative_path)}?token={self.token}"
 
     def log_tail(self, characters: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-characters:] if self.log.exists() else ""
@@ -345,30 +340,49 @@ def _first_line(source: str) -> str:
     return lines[0][:80]
 
 
-class NotebookTab:
-    """One notebook in its own browser page. `dialogs` records every alert/confirm/prompt the page raised."""
+def load_lab(page, server: LabServer, *, timeout: float = 90) -> list[str]:
+    """Load JupyterLab (an empty workspace) in `page`; return the list that records the page's browser dialogs.
 
-    def __init__(self, page, server: LabServer, path: str):
-        self.page, self.server, self.path = page, server, path
-        self.name = Path(path).stem
-        self.dialogs: list[str] = []
-        self.report: RunReport | None = None
-        self._started: float | None = None
-        page.on("dialog", self._on_dialog)
+    Every alert/confirm/prompt is recorded there and dismissed, so a script injected into the page shows up.
+    """
+    dialogs: list[str] = []
 
-    def _on_dialog(self, dialog) -> None:
-        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+    def on_dialog(dialog) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
-    def open(self, *, timeout: float = 90) -> NotebookTab:
-        """Open the notebook and wait until its kernel is idle."""
-        self.goto(timeout=timeout)
-        self.wait_for_kernel("idle", timeout)
-        return self
+    page.on("dialog", on_dialog)
+    page.goto(f"{server.base_url}lab?token={server.token}", wait_until="domcontentloaded", timeout=timeout * 1000)
+    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=timeout * 1000)
+    page.evaluate("async () => { await window.jupyterapp.restored; window.jupyterapp.shell.collapseLeft(); }")
+    return dialogs
 
-    def goto(self, *, timeout: float = 90) -> None:
-        """Load JupyterLab with the notebook (its kernel starts in the background)."""
-        self.page.goto(self.server.url(self.path), wait_until="domcontentloaded", timeout=timeout * 1000)
+
+class NotebookTab:
+    """One notebook in a JupyterLab page (several notebooks can share the page, each in its own tab)."""
+
+    def __init__(self, page, server: LabServer, path: str, dialogs: list[str]):
+        self.page, self.server, self.path = page, server, path
+        self.name = Path(path).stem
+        self.dialogs = dialogs  # the page's, from load_lab()
+        self.report: RunReport | None = None
+        self._started: float | None = None
+
+    @property
+    def panel(self):
+        """The notebook's panel on the page, as a Playwright locator."""
+        panel_id = self.page.evaluate("(path) => {" + _FIND_PANEL + " return panel.id; }", self.path)
+        return self.page.locator(f'[id="{panel_id}"]')
+
+    def open(self) -> None:
+        """Open the notebook in a new tab of the page (File > Open, as a command); its kernel starts."""
+        self.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path}).then(() => null)",
+                           self.path)
+
+    def activate(self) -> None:
+        """Bring the notebook's tab to the front."""
+        self.page.evaluate("(path) => {" + _FIND_PANEL + " app.shell.activateById(panel.id); panel.content.activate(); }",
+                           self.path)
 
     def run_all(self, *, timeout: float = 300) -> RunReport:
         """Run every cell from the Run menu, wait until execution finishes, and report what the page shows."""
@@ -376,11 +390,9 @@ class NotebookTab:
         return self.wait_run(timeout=timeout)
 
     def start_run(self, *, timeout: float = 90) -> None:
-        """Once the kernel is idle, choose Run > Run All Cells."""
+        """Once the kernel is idle, bring the notebook to the front and choose Run > Run All Cells."""
         self.wait_for_kernel("idle", timeout)
-        # Room for the notebook: fold the file browser away (layout only, as a learner would).
-        self.page.evaluate(f"() => {{ const path = {json.dumps(self.path)};{_FIND_PANEL}"
-                           " app.shell.collapseLeft(); app.shell.activateById(panel.id); panel.content.activate(); }")
+        self.activate()
         self._started = time.monotonic()
         self.page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         self.page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
@@ -417,6 +429,7 @@ class NotebookTab:
 
     def screenshot(self, name: str | None = None, folder: Path = SCREENSHOTS) -> Path:
         """A screenshot of the whole notebook panel (the viewport is made as tall as the notebook)."""
+        self.activate()
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{name or self.name}.png"
         # The notebook scrolls inside its panel: grow the viewport by what is hidden below the panel's fold.
@@ -430,7 +443,7 @@ class NotebookTab:
         self.page.set_viewport_size({"width": viewport["width"], "height": height})
         try:
             self.page.wait_for_timeout(300)
-            self.page.locator(".jp-NotebookPanel:visible").first.screenshot(path=str(target))
+            self.panel.screenshot(path=str(target))
         finally:
             self.page.set_viewport_size(viewport)
         RUN_SCREENSHOTS.append(target)
@@ -499,13 +512,13 @@ def check_reply(question: str, before: list[str], after: list[str], status: str,
 
 
 class ChatBox:
-    """The `index`-th ChatWidget on the page, found by its text box, driven with the keyboard and mouse."""
+    """The `index`-th ChatWidget in a notebook, found by its text box, driven with the keyboard and mouse."""
 
     PLACEHOLDER = "Ask about the image"
 
-    def __init__(self, page, index: int = 0):
-        self.page = page
-        self.root = page.locator(".widget-vbox").filter(
+    def __init__(self, notebook: NotebookTab, index: int = 0):
+        self.page = page = notebook.page
+        self.root = notebook.panel.locator(".widget-vbox").filter(
             has=page.locator(f'input[placeholder^="{self.PLACEHOLDER}"]')).nth(index)
         self.text = self.root.locator(f'input[placeholder^="{self.PLACEHOLDER}"]')
         self.send = self.root.get_by_role("button", name="Send")
@@ -562,28 +575,29 @@ VIEWPORT = {"width": 1400, "height": 1000}
 
 
 class NotebookBatch:
-    """Notebooks run at the same time, each in a browser context of its own, so their kernels' work overlaps.
+    """Notebooks run at the same time, each in a tab of one JupyterLab page, so their kernels' work overlaps.
 
     `wanted` maps a path under the server's root to None (a notebook already there) or to the code cells of a
     scratch notebook to write first. A notebook that fails to open or start raises in `finish`, not for the others.
+    One page loads JupyterLab once (about 4 s of CPU per page load here) instead of once per notebook.
     """
 
     def __init__(self, browser, server: LabServer, wanted: dict[str, list[str] | None]):
         self.browser, self.server, self.wanted = browser, server, wanted
         self.tabs: dict[str, NotebookTab] = {}
         self.failures: dict[str, Exception] = {}
-        self._contexts: list = []
+        self._context = None
 
     def start(self) -> None:
+        self._context = self.browser.new_context(viewport=VIEWPORT)
+        page = self._context.new_page()
+        page.set_default_timeout(30_000)
+        dialogs = load_lab(page, self.server)
         for path, cells in self.wanted.items():
             if cells is not None:
                 write_notebook(self.server.root / path, cells)
-            context = self.browser.new_context(viewport=VIEWPORT)
-            self._contexts.append(context)
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            self.tabs[path] = NotebookTab(page, self.server, path)
-        for step in (NotebookTab.goto, NotebookTab.start_run):  # all pages load, then each one runs
+            self.tabs[path] = NotebookTab(page, self.server, path, dialogs)
+        for step in (NotebookTab.open, NotebookTab.start_run):  # every kernel starts, then each notebook runs
             for path, tab in self.tabs.items():
                 if path not in self.failures:
                     try:
@@ -592,11 +606,12 @@ class NotebookBatch:
                         self.failures[path] = error
 
     def finish(self, path: str, *, timeout: float = 300) -> NotebookTab:
-        """The notebook's tab once its run has finished (its `report` filled in)."""
+        """The notebook's tab once its run has finished (its `report` filled in), brought to the front."""
         if path in self.failures:
             raise self.failures[path]
         tab = self.tabs[path]
         tab.wait_run(timeout=timeout)
+        tab.activate()
         return tab
 
     def close(self) -> None:
@@ -605,5 +620,5 @@ class NotebookBatch:
                 tab.shutdown_kernel()
             except Exception:  # noqa: BLE001, S110 - the server's shutdown stops any kernel left
                 pass
-        for context in self._contexts:
-            context.close()
+        if self._context is not None:
+            self._context.close()

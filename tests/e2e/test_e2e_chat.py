@@ -22,7 +22,7 @@ def test_chatbot_notebook_answers_remembers_clears_and_escapes(notebook):
     print(f"05_chatbot: ran in {report.seconds:.1f} s; screenshot {notebook.screenshot()}")
     report.assert_clean()
 
-    chat = ChatBox(page)
+    chat = ChatBox(notebook)
     assert chat.clear_transcript() == [], f"Clear did not empty the transcript: {chat.lines()}"
     # Every question must get a reply line; an empty answer of the model itself ("(no answer)") is judged last.
     replies = [chat.ask(FIRST, allow_empty=True), chat.ask(SECOND, allow_empty=True)]
