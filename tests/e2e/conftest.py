@@ -3,12 +3,14 @@
 The notebooks that the selected tests name run all at once, each in a tab of one JupyterLab page, from the first
 test on; each test waits only for its own notebook.
 
-Everything skips, with a message saying how to enable it, where Chromium or Playwright is missing. The server and
+Everything skips, with a message saying how to enable it, where Chromium or Playwright is missing (or fails, where
+MMLAB_E2E_REQUIRED=1 says the browser tests must run, as in CI). The server and
 the browser are stopped in `finally` blocks, also when a test fails or is interrupted.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -55,9 +57,12 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def e2e_requirements():
+    """Skip where Chromium or Playwright is missing; fail instead where MMLAB_E2E_REQUIRED=1 (CI)."""
     reason = missing_requirements()
+    if reason and os.environ.get("MMLAB_E2E_REQUIRED") == "1":
+        pytest.fail(f"MMLAB_E2E_REQUIRED=1, but the browser tests cannot run: {reason}", pytrace=False)
     if reason:
-        pytest.skip(reason)
+        pytest.skip(f"Browser tests skipped: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ def missing_requirements() -> str | None:
             __import__(module)
         except ImportError:
             missing.append(f"the Python package {module}")
-    return f"Browser tests skipped: {', '.join(missing)} not found. {ENABLE_HINT}" if missing else None
+    return f"{', '.join(missing)} not found. {ENABLE_HINT}" if missing else None
 
 
 # Notebooks on disk
