@@ -283,8 +283,8 @@ def rollout_map(attentions: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> to
 @dataclass
 class TinyTrainConfig:
     task: str = "shape"  # what to name in one-object scenes: "color", "shape", or "count" (1-3 objects)
-    image_size: int = 32  # scenes are drawn at 224 px and shrunk to this
-    patch_size: int = 4  # 8x8 grid of patches
+    image_size: int = 48  # scenes (large objects only) are drawn at 224 px and shrunk to this
+    patch_size: int = 6  # 8x8 grid of patches
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
@@ -320,6 +320,8 @@ def scene_dataset(task: str, n: int, image_size: int, seed: int) -> tuple[torch.
     images, targets = [], []
     for _ in range(n):
         scene = scenes.sample_scene(rng, n_objects=None if task == "count" else 1)
+        while any(o.size != "large" for o in scene.objects):  # small shapes are a few pixels once shrunk
+            scene = scenes.sample_scene(rng, n_objects=None if task == "count" else 1)
         obj = scene.objects[0]
         target = {"color": obj.color, "shape": obj.shape, "count": scenes.NUMBERS[scene.count]}[task]
         image = scenes.render_scene(scene).resize((image_size, image_size), resample=3)  # 3 = bicubic
