@@ -94,7 +94,7 @@ def main() -> None:
     print(f"(c) open_clip ViT-B-32, batch {args.batch_size}, fp32    {oc_rate:7.1f} images/s")
     print(f"(d) mmlab.embed_images, batch {args.batch_size}, fp32    {fp32_rate:7.1f} images/s  "
           f"{fp32_rate / loop_rate:.1f}x (a)")
-    print(f"cosine similarity of (b) to fp32 (a): min {cosine.min():.4f}, mean {cosine.mean():.4f}; "
+    print(f"cosine similarity of (b) to fp32 (a): min {cosine.min():.5f}, mean {cosine.mean():.5f}; "
           f"(d) vs (a): min {F.cosine_similarity(ours_fp32, reference).min():.5f}")
     print(f"load average {os.getloadavg()[0]:.2f} at end")
 

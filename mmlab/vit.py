@@ -16,8 +16,10 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 # --- patches -------------------------------------------------------------------------------------
@@ -318,14 +320,15 @@ def scene_dataset(task: str, n: int, image_size: int, seed: int) -> tuple[torch.
         raise ValueError(f"Unknown task {task!r}: choose one of {sorted(labels)}.")
     rng = random.Random(seed)
     images, targets = [], []
+    n_objects = None if task == "count" else 1
     for _ in range(n):
-        scene = scenes.sample_scene(rng, n_objects=None if task == "count" else 1)
+        scene = scenes.sample_scene(rng, n_objects=n_objects)
         while any(o.size != "large" for o in scene.objects):  # small shapes are a few pixels once shrunk
-            scene = scenes.sample_scene(rng, n_objects=None if task == "count" else 1)
+            scene = scenes.sample_scene(rng, n_objects=n_objects)
         obj = scene.objects[0]
         target = {"color": obj.color, "shape": obj.shape, "count": scenes.NUMBERS[scene.count]}[task]
-        image = scenes.render_scene(scene).resize((image_size, image_size), resample=3)  # 3 = bicubic
-        images.append(torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(image_size, image_size, 3))
+        image = scenes.render_scene(scene).resize((image_size, image_size), Image.Resampling.BICUBIC)
+        images.append(torch.from_numpy(np.array(image)))  # (S, S, 3) uint8
         targets.append(labels[task].index(target))
     pixels = torch.stack(images).permute(0, 3, 1, 2).float() / 255  # (n, 3, S, S)
     return pixels, torch.tensor(targets), labels[task]
