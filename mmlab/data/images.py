@@ -17,16 +17,16 @@ CHAPTER_CAPTIONS = {
 
 # Offline stand-ins: one, two and three objects, in colour/shape pairs the models saw in training.
 OFFLINE_SCENES = {
-    "red circle": Scene((SceneObject("circle", "red", "large", 112, 100, 38),), "white"),
+    "red circle": Scene((SceneObject("circle", "red", "large", 96, 96, 29),), "white"),
     "blue square, yellow triangle": Scene(
-        (SceneObject("square", "blue", "small", 50, 150, 24), SceneObject("triangle", "yellow", "large", 160, 80, 38)),
+        (SceneObject("square", "blue", "small", 48, 144, 14), SceneObject("triangle", "yellow", "large", 160, 64, 29)),
         "beige",
     ),
     "three shapes": Scene(
         (
-            SceneObject("triangle", "green", "large", 40, 60, 34),
-            SceneObject("circle", "purple", "small", 112, 170, 22),
-            SceneObject("square", "red", "large", 185, 90, 34),
+            SceneObject("triangle", "green", "large", 32, 64, 28),
+            SceneObject("circle", "purple", "small", 112, 176, 14),
+            SceneObject("square", "red", "large", 192, 96, 28),
         ),
         "grey",
     ),

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", type=Path, default=None,
                         help="CLIP checkpoint whose vision tower BLIP-2 starts from (default: OUT/clip)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (fixed, for reproducibility)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (fixed, for reproducibility)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = args.out or PACKAGE_CHECKPOINTS

@@ -62,7 +62,7 @@ class Blip2Recipe:
     lm_steps: int = 1500
     lm_lr: float = 1e-3
     prefix_noise: float = 0.5  # noise std relative to the prefix embeddings' std
-    bridge_steps: int = 800
+    bridge_steps: int = 1000
     bridge_lr: float = 1e-3
     align_weight: float = 1.0
     batch: int = 64

@@ -35,10 +35,10 @@ class ClipRecipe:
     layers: int = 4
     heads: int = 4
     projection_dim: int = 512  # as ViT-B/32: the embeddings a learner sees are [1, 512]
-    warmup_steps: int = 700  # supervised: name shape, colour and size of each object
+    warmup_steps: int = 1500  # supervised: name shape, colour and size of each object
     warmup_batch: int = 64
     warmup_lr: float = 1e-3
-    contrastive_steps: int = 700
+    contrastive_steps: int = 800
     contrastive_batch: int = 64
     contrastive_lr: float = 5e-4
     vision_lr_scale: float = 0.5  # the warmed-up vision tower moves more slowly
