@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 Mode = Literal["hub", "offline"]
 MODES = ("hub", "offline")
 DEFAULT_ENDPOINT = "https://huggingface.co"
-# A small public file of the chapter's CLIP checkpoint: answering it means downloads will work.
-PROBE_PATH = "/api/models/openai/clip-vit-base-patch32"
+# The request huggingface_hub itself makes before a download (HEAD on a file of the chapter's CLIP):
+# a 2xx or a redirect to the file's storage means downloads will work.
+PROBE_PATH = "/openai/clip-vit-base-patch32/resolve/main/config.json"
 OFFLINE_VARIABLES = ("MMLAB_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
@@ -94,10 +95,13 @@ def probe_hub(endpoint: str | None = None, timeout: float = 3.0) -> tuple[bool, 
     def ask() -> None:
         try:
             request = urllib.request.Request(base + PROBE_PATH, method="HEAD")
-            urllib.request.urlopen(request, timeout=timeout).close()
+            urllib.request.build_opener(_keep_redirects_handler()).open(request, timeout=timeout).close()
             result.append((True, f"the Hub at {base} answered"))
         except urllib.error.HTTPError as error:
-            result.append((False, f"the Hub at {base} answered HTTP {error.code}"))
+            if 300 <= error.code < 400:  # the Hub answered with the file's location: that is enough
+                result.append((True, f"the Hub at {base} answered"))
+            else:
+                result.append((False, f"the Hub at {base} answered HTTP {error.code}"))
         except (urllib.error.URLError, OSError, ValueError) as error:
             cause = getattr(error, "reason", error)
             if isinstance(cause, TimeoutError) or "timed out" in str(cause):
@@ -115,6 +119,18 @@ def probe_hub(endpoint: str | None = None, timeout: float = 3.0) -> tuple[bool, 
 
 
 # --- internals ------------------------------------------------------------------------------------
+
+
+def _keep_redirects_handler():
+    import urllib.request
+
+    class KeepRedirects(urllib.request.HTTPRedirectHandler):
+        """Report a redirect as it is instead of following it to another server."""
+
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    return KeepRedirects
 
 
 def _choose_mode(mode: str | None, timeout: float) -> tuple[Mode, str]:

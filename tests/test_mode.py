@@ -110,11 +110,20 @@ def test_a_hub_that_answers_gives_hub_mode(hub_server, capsys):
     assert "mmlab: hub mode" in capsys.readouterr().out
 
 
-def test_a_hub_that_answers_with_an_error_gives_offline_and_the_status(hub_server):
+@pytest.mark.parametrize("status", [302, 307])
+def test_a_redirect_to_the_file_counts_as_an_answer_and_is_not_followed(hub_server, status):
     os.environ["HF_ENDPOINT"] = hub_server.url
-    hub_server.status = 503
+    hub_server.status = status  # with no Location header: following it would fail
+    assert mmlab.setup().mode == "hub"
+    assert hub_server.paths == [PROBE_PATH]
+
+
+@pytest.mark.parametrize("status", [404, 503])
+def test_a_hub_that_answers_with_an_error_gives_offline_and_the_status(hub_server, status):
+    os.environ["HF_ENDPOINT"] = hub_server.url
+    hub_server.status = status
     result = mmlab.setup()
-    assert result.mode == "offline" and "HTTP 503" in result.reason
+    assert result.mode == "offline" and f"HTTP {status}" in result.reason
 
 
 @pytest.mark.parametrize("variable", ["MMLAB_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
