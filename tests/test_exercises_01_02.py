@@ -60,6 +60,10 @@ def test_lesson02_similarity_matrix(capsys):
     assert "norm" in capsys.readouterr().out
     assert not lesson02.check_similarity_matrix(100 * right, image_features, text_features)
     assert "logit_scale" in capsys.readouterr().out
+    half_raw = (image_features.half() @ text_features.half().T).float()  # as on a GPU in float16
+    assert not lesson02.check_similarity_matrix(half_raw, image_features, text_features)
+    assert "raw dot products" in capsys.readouterr().out
+    assert lesson02.check_similarity_matrix(right.half(), image_features, text_features)
 
 
 def test_lesson02_zero_shot(clip, capsys):

@@ -37,7 +37,8 @@ def similarity_matrix(image_features: torch.Tensor, text_features: torch.Tensor)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, atol=1e-3)
+    """Equal up to float16 rounding (a model loaded in half precision on a GPU)."""
+    return a.shape == b.shape and torch.allclose(a, b, atol=2e-3, rtol=1e-2)
 
 
 def check_similarity_matrix(sim, image_features: torch.Tensor, text_features: torch.Tensor) -> Verdict:
