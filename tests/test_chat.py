@@ -159,6 +159,16 @@ def test_widget_changes_image(session):
     assert session.image.size == (10, 8)
 
 
+def test_widget_reads_uploads_in_the_ipywidgets_7_format_too(session):
+    """Colab ships ipywidgets 7, whose FileUpload value is a dict keyed by file name."""
+    chat = ChatWidget(session)
+    buffer = io.BytesIO()
+    Image.new("RGBA", (12, 9), (0, 0, 255, 0)).save(buffer, format="PNG")
+    chat._on_upload({"new": {"clear.png": {"metadata": {"name": "clear.png"}, "content": buffer.getvalue()}}})
+    assert session.image.size == (12, 9) and session.image.mode == "RGB"
+    assert "New image: clear.png" in chat.transcript.value
+
+
 def test_empty_question_asks_for_one(session):
     chat = ChatWidget(session)
     chat.send.click()

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import ipywidgets as widgets
-from PIL import Image, ImageOps
+from PIL import Image
 
 from mmlab.chat.session import ChatSession
+from mmlab.data.io import load_image
 
 PREVIEW_SIZE = 160  # pixels, longest side of the image preview
 _STYLES = {
@@ -121,17 +122,23 @@ class ChatWidget:
         self._set_status("Conversation cleared. Ask a new question.")
 
     def _on_upload(self, change) -> None:
-        if not change["new"]:  # the upload box was emptied after a previous upload
+        uploaded = change["new"]
+        if not uploaded:  # the upload box was emptied after a previous upload
             return
-        item = change["new"][0]
+        if isinstance(uploaded, dict):  # ipywidgets 7 (Colab's): {name: {"metadata": {"name": ...}, "content": ...}}
+            item = next(iter(uploaded.values()))
+            name = item["metadata"]["name"]
+        else:  # ipywidgets 8: a tuple of {"name": ..., "content": ...}
+            item = uploaded[0]
+            name = item["name"]
         try:
-            image = ImageOps.exif_transpose(Image.open(io.BytesIO(bytes(item["content"]))))
+            image = load_image(bytes(item["content"]))
         except Exception as error:  # noqa: BLE001
-            self._report(error, f"Could not read {item['name']!r} as an image; upload a PNG or JPEG file.")
+            self._report(error, f"Could not read {name!r} as an image; upload a PNG or JPEG file.")
         else:
-            self._new_image(image, item["name"])
+            self._new_image(image, name)
         finally:
-            self.upload.value = ()
+            self.upload.value = type(self.upload.value)()  # empty, in the installed version's format
 
     def _on_pick(self, change) -> None:
         if change["new"] is not None:

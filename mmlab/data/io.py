@@ -49,6 +49,8 @@ def load_image(
         return _finish(from_array(source), "the NumPy array", max_pixels)
     if isinstance(source, torch.Tensor):
         return _finish(from_tensor(source), "the tensor", max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):  # e.g. a file uploaded in a notebook widget
+        return _decode(bytes(source), "the uploaded file", max_pixels)
     if isinstance(source, str) and source.startswith(("http://", "https://")):
         return _decode(_download(source, timeout, max_bytes), source, max_pixels)
     if isinstance(source, (str, Path)):
