@@ -28,16 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = args.out or PACKAGE_CHECKPOINTS
-    clip = None
     if args.model in ("clip", "all"):
         recipe = ClipRecipe.short() if args.short else ClipRecipe()
         recipe.seed = args.seed
         start = time.perf_counter()
-        clip, _, _ = train_clip(recipe, out / "clip")
+        train_clip(recipe, out / "clip")
         print(f"CLIP trained in {time.perf_counter() - start:.0f} s -> {out / 'clip'}")
     if args.model in ("blip2", "all"):
-        if clip is None:  # BLIP-2 starts from the vision tower of the CLIP checkpoint beside it
-            clip = CLIPModel.from_pretrained(args.clip or out / "clip", dtype=torch.float32)
+        # BLIP-2 starts from the vision tower of the saved CLIP checkpoint (as stored, so runs reproduce)
+        clip = CLIPModel.from_pretrained(args.clip or out / "clip", dtype=torch.float32)
         recipe = Blip2Recipe.short() if args.short else Blip2Recipe()
         recipe.seed = args.seed
         start = time.perf_counter()

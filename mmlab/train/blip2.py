@@ -28,7 +28,7 @@ from transformers import (
     OPTForCausalLM,
 )
 
-from mmlab.data.scenes import NUMBERS, Scene, canonical_caption, questions, sample_scene, vocabulary_sentences
+from mmlab.data.scenes import COLORS, NUMBERS, SHAPES, SIZES, Scene, canonical_caption, questions, sample_scene, vocabulary_sentences
 from mmlab.blip2 import format_prompt
 from mmlab.tokenizers import IMAGE_TOKEN, train_opt_style_tokenizer
 from mmlab.train.common import (
@@ -59,7 +59,7 @@ class Blip2Recipe:
     vocab_size: int = 4096
     vision_steps: int = 300  # adapting the CLIP vision tower it starts from (see copy_clip_vision)
     vision_lr: float = 3e-4
-    lm_steps: int = 1500
+    lm_steps: int = 600
     lm_lr: float = 1e-3
     prefix_noise: float = 0.5  # noise std relative to the prefix embeddings' std
     bridge_steps: int = 1000
@@ -158,15 +158,16 @@ def encode_batch(tokenizer, pairs: list[tuple[str, str]], num_queries: int, imag
 
 def prefix_ids(tokenizer, scenes: list[Scene]) -> torch.Tensor:
     """(B, Q) token ids of each scene's prefix words (each word is one token, with its leading space)."""
-    ids = [[_word_id(tokenizer, w) for w in prefix_words(s)] for s in scenes]
-    return torch.tensor(ids)
+    ids = _word_ids(tokenizer)
+    return torch.tensor([[ids[w] for w in prefix_words(s)] for s in scenes])
 
 
-def _word_id(tokenizer, word: str) -> int:
-    ids = tokenizer(" " + word, add_special_tokens=False).input_ids
-    if len(ids) != 1:
-        raise ValueError(f"prefix word {word!r} is not one token for this tokenizer: {ids}")
-    return ids[0]
+def _word_ids(tokenizer) -> dict[str, int]:
+    words = {*NUMBERS, *SIZES, *COLORS, *SHAPES, "none"}
+    ids = {w: tokenizer(" " + w, add_special_tokens=False).input_ids for w in words}
+    if any(len(i) != 1 for i in ids.values()):
+        raise ValueError(f"every prefix word must be one token for this tokenizer: {ids}")
+    return {w: i[0] for w, i in ids.items()}
 
 
 def copy_clip_vision(blip_vision: nn.Module, clip_vision: nn.Module) -> None:
