@@ -197,6 +197,18 @@ def copy_clip_vision(blip_vision: nn.Module, clip_vision: nn.Module) -> None:
     blip_vision.load_state_dict(state)
 
 
+def answer_loss(lm: OPTForCausalLM, embeds: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The causal-LM loss of `lm(inputs_embeds=..., labels=...)`, with logits computed only where a label is.
+
+    The vocabulary head over every position would cost most of a training step; answers are a few tokens.
+    """
+    hidden = lm.model.decoder(inputs_embeds=embeds, attention_mask=attention).last_hidden_state  # (B, T, D)
+    targets = labels[:, 1:]  # position t predicts token t + 1
+    keep = targets != -100
+    logits = lm.lm_head(hidden[:, :-1][keep])  # (K, V) for the K labelled tokens
+    return nn.functional.cross_entropy(logits, targets[keep])
+
+
 # --- stages ---------------------------------------------------------------------------------------
 
 
@@ -217,7 +229,7 @@ def pretrain_language_model(lm: OPTForCausalLM, tokenizer, recipe: Blip2Recipe, 
         prefix = embed(prefix_ids(tokenizer, scenes))  # (B, Q, D)
         prefix = prefix + torch.randn_like(prefix) * recipe.prefix_noise * prefix.detach().std()
         embeds = torch.cat([prefix, embeds[:, NUM_QUERY_TOKENS:]], dim=1)
-        loss = lm(inputs_embeds=embeds, attention_mask=attention, labels=labels).loss
+        loss = answer_loss(lm, embeds, attention, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -258,9 +270,7 @@ def bridge(model: Blip2ForConditionalGeneration, processor: Blip2Processor, reci
         with torch.no_grad():
             words = embed(prefix_ids(tokenizer, scenes))  # (B, Q, D) the prefix the LM learned to read
             text = embed(input_ids[:, NUM_QUERY_TOKENS:])
-        lm_loss = model.language_model(
-            inputs_embeds=torch.cat([soft, text], dim=1), attention_mask=attention, labels=labels
-        ).loss
+        lm_loss = answer_loss(model.language_model, torch.cat([soft, text], dim=1), attention, labels)
         align = nn.functional.mse_loss(soft, words) / words.pow(2).mean()
         loss = lm_loss + recipe.align_weight * align
         optimizer.zero_grad()
