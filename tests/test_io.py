@@ -65,6 +65,17 @@ def test_normalized_or_channels_last_tensors_are_refused_with_advice():
         load_image(np.zeros((3, 8, 8), np.uint8))
 
 
+def test_bytes_of_an_image_file():
+    buffer = io.BytesIO()
+    Image.new("RGBA", (2, 2), (0, 0, 255, 255)).save(buffer, "PNG")
+    for source in (buffer.getvalue(), bytearray(buffer.getvalue()), memoryview(buffer.getvalue())):
+        assert rgb_at(load_image(source), (1, 1)) == (0, 0, 255)
+    with pytest.raises(ImageLoadError, match="the uploaded file is not an image"):
+        load_image(b"GIF89a but not really")
+    with pytest.raises(ImageLoadError, match="above the limit"):
+        load_image(buffer.getvalue(), max_bytes=10)
+
+
 def test_unsupported_source_type():
     with pytest.raises(ImageLoadError, match="Cannot load an image from a int"):
         load_image(42)

@@ -1,7 +1,8 @@
 """Load any image a learner may hand us as a plain RGB `PIL.Image`.
 
-Sources: a file path, an http(s) URL (hub mode: the only mode with internet), a NumPy array
-(H, W) or (H, W, C), a torch tensor (C, H, W) or (H, W), or a PIL image. Every mode PIL knows
+Sources: a file path, an http(s) URL (hub mode: the only mode with internet), the bytes of an
+image file (an upload), a NumPy array (H, W) or (H, W, C), a torch tensor (C, H, W) or (H, W), or
+a PIL image. Every mode PIL knows
 becomes RGB the way a person would expect: transparency on white, 16-bit greys scaled (not
 clipped), CMYK converted; EXIF orientation is applied. Anything that cannot be read raises
 `ImageLoadError` saying which image, what was wrong and what to do.
@@ -50,14 +51,18 @@ def load_image(
     if isinstance(source, torch.Tensor):
         return _finish(from_tensor(source), "the tensor", max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):  # e.g. a file uploaded in a notebook widget
-        return _decode(bytes(source), "the uploaded file", max_pixels)
+        data = bytes(source)
+        if len(data) > max_bytes:
+            raise ImageLoadError(f"The image data is {len(data) / 2**20:.1f} MiB, above the limit of "
+                                 f"{max_bytes / 2**20:.1f} MiB. Use a smaller image, or pass a larger max_bytes=.")
+        return _decode(data, "the uploaded file", max_pixels)
     if isinstance(source, str) and source.startswith(("http://", "https://")):
         return _decode(_download(source, timeout, max_bytes), source, max_pixels)
     if isinstance(source, (str, Path)):
         return _decode(_read_file(Path(source), max_bytes), str(source), max_pixels)
     raise ImageLoadError(
-        f"Cannot load an image from a {type(source).__name__}. Pass a file path, an http(s) URL, "
-        "a PIL image, a NumPy array (H, W[, C]) or a torch tensor (C, H, W)."
+        f"Cannot load an image from a {type(source).__name__}. Pass a file path, an http(s) URL, the bytes "
+        "of an image file, a PIL image, a NumPy array (H, W[, C]) or a torch tensor (C, H, W)."
     )
 
 
