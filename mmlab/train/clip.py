@@ -8,21 +8,21 @@ the image first gives the vision tower the features; contrastive training then a
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-from mmlab.data.scenes import caption
+from mmlab.data.scenes import HELD_OUT_COMBOS, SHAPES, Scene, caption, render_scene, sample_scene
 from mmlab.tokenizers import clip_tokenizer
 from mmlab.train.common import (
     Schedule,
     save_checkpoint,
-    scene_batch,
     seed_everything,
     set_lr,
+    to_pixels,
     warm_up_vision,
 )
 
@@ -42,6 +42,7 @@ class ClipRecipe:
     contrastive_batch: int = 64
     contrastive_lr: float = 5e-4
     vision_lr_scale: float = 0.5  # the warmed-up vision tower moves more slowly
+    hard_negatives: float = 0.5  # share of each batch in groups that differ only in one object's shape
 
     @classmethod
     def short(cls) -> "ClipRecipe":
@@ -71,6 +72,23 @@ def build_clip(recipe: ClipRecipe) -> tuple[CLIPModel, CLIPProcessor]:
     return model, processor
 
 
+def shape_contrast_batch(rng: random.Random, batch: int, hard: float) -> list[Scene]:
+    """Random scenes, plus groups of scenes identical but for one object's shape (hard negatives).
+
+    In random batches colour tells most pairs apart, and CLIP's text side then barely learns shape words;
+    pairs that differ only in shape make the shape words matter.
+    """
+    scenes = [sample_scene(rng) for _ in range(batch - int(batch * hard))]
+    while len(scenes) < batch:
+        base = sample_scene(rng)
+        k = rng.randrange(base.count)
+        for shape in SHAPES:
+            obj = replace(base.objects[k], shape=shape)
+            if (obj.color, shape) not in HELD_OUT_COMBOS:
+                scenes.append(replace(base, objects=base.objects[:k] + (obj,) + base.objects[k + 1:]))
+    return scenes[:batch]
+
+
 def train_contrastive(model: CLIPModel, processor: CLIPProcessor, recipe: ClipRecipe, rng: random.Random,
                       progress: bool) -> list[float]:
     vision = {id(p) for p in model.vision_model.parameters()}
@@ -84,7 +102,8 @@ def train_contrastive(model: CLIPModel, processor: CLIPProcessor, recipe: ClipRe
     bar = tqdm(range(recipe.contrastive_steps), desc="CLIP contrastive", disable=not progress)
     for step in bar:
         set_lr(optimizer, schedule(step))
-        scenes, pixels = scene_batch(rng, recipe.contrastive_batch)
+        scenes = shape_contrast_batch(rng, recipe.contrastive_batch, recipe.hard_negatives)
+        pixels = to_pixels([render_scene(s) for s in scenes])
         text = processor.tokenizer([caption(s, rng) for s in scenes], padding=True, return_tensors="pt")
         loss = model(**text, pixel_values=pixels, return_loss=True).loss
         optimizer.zero_grad()
