@@ -55,11 +55,12 @@ def test_saved_checkpoints_are_fp16_safetensors_that_reload(tmp_path, clip_visio
     torch.testing.assert_close(again.query_tokens, model.query_tokens.half().float())
 
 
-def test_prefix_spells_the_scene_in_ten_words():
+def test_prefix_spells_the_scene_in_13_words():
     scene = evaluate.held_out_scenes(1, n_objects=2)[0]
     words = prefix_words(scene)
-    assert len(words) == 10 and words[0] == "two" and words[-3:] == ["none"] * 3
-    assert words[1:4] == [scene.objects[0].size, scene.objects[0].color, scene.objects[0].shape]
+    assert len(words) == 13 and words[0] == "two" and words[-4:] == ["none"] * 4
+    first = scene.objects[0]
+    assert words[1:5] == [first.size, first.color, first.shape, first.position]
 
 
 def test_packaged_checkpoints_fit_the_size_budget():

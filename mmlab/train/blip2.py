@@ -2,8 +2,8 @@
 
 1. A pretrained vision encoder: our CLIP's vision tower (as BLIP-2 uses EVA-CLIP's), briefly adapted, then frozen.
 2. A small OPT-style language model is pretrained on text alone, then frozen. Its texts (captions,
-   questions and answers, chats) follow a *prefix* of ten word embeddings that spell the scene
-   ("two large red circle small blue square none none none"), blurred with noise: so the frozen
+   questions and answers, chats) follow a *prefix* of 13 word embeddings that spell the scene
+   ("two large red circle left small blue square right none none none none"), blurred with noise: so the frozen
    language model already knows how to talk about a scene given a soft prompt in its own word space.
 3. Bridging: only the Q-Former, its learned queries and the projection train. The language-model
    loss flows through the frozen language model; a second loss pulls each projected query toward the
@@ -28,7 +28,7 @@ from transformers import (
     OPTForCausalLM,
 )
 
-from mmlab.data.scenes import COLORS, NUMBERS, SHAPES, SIZES, Scene, canonical_caption, questions, sample_scene, vocabulary_sentences
+from mmlab.data.scenes import COLORS, NUMBERS, POSITIONS, SHAPES, SIZES, Scene, canonical_caption, questions, sample_scene, vocabulary_sentences
 from mmlab.blip2 import format_prompt
 from mmlab.tokenizers import IMAGE_TOKEN, train_opt_style_tokenizer
 from mmlab.train.common import (
@@ -43,7 +43,7 @@ from mmlab.train.common import (
     warm_up_vision,
 )
 
-NUM_QUERY_TOKENS = 1 + 3 * MAX_OBJECTS  # count, then size, colour and shape of each object slot
+NUM_QUERY_TOKENS = 1 + 4 * MAX_OBJECTS  # count, then size, colour, shape and position of each object slot
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Blip2Recipe:
     vision_width: int = 128
     vision_layers: int = 4
     qformer_width: int = 128
-    qformer_layers: int = 2
+    qformer_layers: int = 3
     lm_width: int = 192
     lm_layers: int = 4
     lm_context: int = 256  # tokens, image queries included
@@ -61,8 +61,8 @@ class Blip2Recipe:
     vision_lr: float = 3e-4
     lm_steps: int = 600
     lm_lr: float = 1e-3
-    prefix_noise: float = 0.5  # noise std relative to the prefix embeddings' std
-    bridge_steps: int = 1000
+    prefix_noise: float = 0.7  # noise std relative to the prefix embeddings' std
+    bridge_steps: int = 1200
     bridge_lr: float = 1e-3
     align_weight: float = 1.0
     batch: int = 64
@@ -120,11 +120,11 @@ def build_blip2(recipe: Blip2Recipe) -> tuple[Blip2ForConditionalGeneration, Bli
 
 
 def prefix_words(scene: Scene) -> list[str]:
-    """The ten words that spell a scene: count, then size, colour and shape of each slot."""
+    """The 13 words that spell a scene: the count, then size, colour, shape and position of each slot."""
     words = [NUMBERS[scene.count]]
     for k in range(MAX_OBJECTS):
         o = scene.objects[k] if k < scene.count else None
-        words += [o.size, o.color, o.shape] if o else ["none"] * 3
+        words += [o.size, o.color, o.shape, o.position] if o else ["none"] * 4
     return words
 
 
@@ -163,7 +163,7 @@ def prefix_ids(tokenizer, scenes: list[Scene]) -> torch.Tensor:
 
 
 def _word_ids(tokenizer) -> dict[str, int]:
-    words = {*NUMBERS, *SIZES, *COLORS, *SHAPES, "none"}
+    words = {*NUMBERS, *SIZES, *COLORS, *SHAPES, *POSITIONS, "none"}
     ids = {w: tokenizer(" " + w, add_special_tokens=False).input_ids for w in words}
     if any(len(i) != 1 for i in ids.values()):
         raise ValueError(f"every prefix word must be one token for this tokenizer: {ids}")
