@@ -121,7 +121,7 @@ def similarity_heatmap(
             "rows must be images and columns captions. If you computed captions x images, pass sim.T."
         )
     labels = list(image_labels) if image_labels is not None else [f"image {i}" for i in range(n_img)]
-    fig = _figure(2.2 + 2.0 * n_cap, 1.2 + 1.1 * n_img)
+    fig = _figure(2.2 + 2.4 * n_cap, 1.2 + 1.1 * n_img)
     ax = fig.add_subplot()
     mesh = ax.imshow(values, cmap="viridis", aspect="auto")
     fig.colorbar(mesh, ax=ax, label=value_label)
@@ -139,7 +139,7 @@ def similarity_heatmap(
         ax.add_artist(box)
     ax.set_yticks(range(n_img), labels)
     ax.tick_params(axis="y", pad=thumb_px + 10)  # labels to the left of the thumbnails
-    ax.set_xticks(range(n_cap), [_wrap(c, 22) for c in captions])
+    ax.set_xticks(range(n_cap), [_wrap(c, 20) for c in captions])
     ax.set(xlabel="caption (text embedding)", ylabel="image (image embedding)",
            title=title or f"{value_label.capitalize()}: images (rows) x captions (columns)")
     return fig

@@ -72,6 +72,12 @@ def test_lesson02_zero_shot(clip, capsys):
                                     model, processor)
     assert not lesson02.check_zero_shot(lambda image, labels: torch.ones(len(labels)), model, processor)
     assert "sum to 1" in capsys.readouterr().out
+    want = lesson02.zero_shot(model, processor, lesson02.render_scene(lesson02.ZERO_SHOT_IMAGE), lesson02.ZERO_SHOT_LABELS)
+    uniform = torch.full_like(want, 1 / len(want))
+    assert not torch.allclose(want, uniform, atol=0.05)  # else the next check could not tell
+    assert not lesson02.check_zero_shot(lambda image, labels: torch.full((len(labels),), 1 / len(labels)),
+                                        model, processor)
+    assert "same probability" in capsys.readouterr().out
 
     def unscaled(image, labels):
         inputs = processor(text=labels, images=image, return_tensors="pt", padding=True)

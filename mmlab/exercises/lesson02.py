@@ -82,6 +82,8 @@ def check_zero_shot(fn, model, processor) -> Verdict:
                        f"({want.max():.0%}). The labels are just texts; no training for this task.", "")
     if abs(float(got.sum()) - 1) > 1e-3:
         hint = "The numbers should sum to 1: apply softmax over the labels."
+    elif torch.allclose(got, torch.full_like(got, 1 / len(got))) and not torch.allclose(want, got, atol=0.05):
+        hint = "Every label got the same probability: embed the image and the labels, and compare them."
     else:
         with torch.inference_mode():
             image_emb = F.normalize(model.get_image_features(**processor(images=image, return_tensors="pt")
