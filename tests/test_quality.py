@@ -1,0 +1,55 @@
+"""Floors for the packaged embedded default on held-out scenes (benchmarks/embedded_quality.py prints the figures).
+
+Each floor sits a little below what the packaged checkpoints measure on these same samples, so a retrain
+or a library upgrade that makes a lesson's answers worse fails here.
+"""
+
+import pytest
+import torch
+from transformers import AutoProcessor, Blip2ForConditionalGeneration, CLIPModel
+
+from mmlab import evaluate
+from mmlab.data.images import OFFLINE_SCENES
+from mmlab.models import embedded_path
+
+# Measured on the packaged checkpoints with these samples (benchmarks/embedded_quality.py, 150 scenes each:
+# shape 89%, recall@1 88%, caption attributes 74%, VQA 68%); the floors leave a few points of slack.
+SHAPE_FLOOR, RECALL_FLOOR, CAPTION_FLOOR, VQA_FLOOR = 0.85, 0.82, 0.68, 0.60
+
+
+@pytest.fixture(scope="module")
+def clip():
+    path = embedded_path("clip")
+    return CLIPModel.from_pretrained(path, dtype=torch.float32).eval(), AutoProcessor.from_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def blip2():
+    path = embedded_path("blip2")
+    model = Blip2ForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(path)
+
+
+def test_clip_zero_shot_shape_and_colour(clip):
+    scenes = evaluate.held_out_scenes(150, n_objects=1)
+    assert evaluate.zero_shot_accuracy(*clip, scenes, "shape") >= SHAPE_FLOOR
+    assert evaluate.zero_shot_accuracy(*clip, scenes, "color") >= 0.97
+
+
+def test_clip_text_to_image_recall_among_100(clip):
+    assert evaluate.recall_at_1(*clip, evaluate.held_out_scenes(100, unique=True)) >= RECALL_FLOOR
+
+
+def test_clip_lesson_matrix_has_a_clear_diagonal(clip):
+    assert evaluate.similarity_margin(*clip, list(OFFLINE_SCENES.values())) >= 0.14  # the chapter's CLIP: 0.14
+
+
+def test_blip2_captions_name_the_objects(blip2):
+    report = evaluate.caption_report(*blip2, evaluate.held_out_scenes(60))
+    assert report.attribute_accuracy >= CAPTION_FLOOR, report.examples
+
+
+def test_blip2_answers_questions_with_and_without_history(blip2):
+    scenes = evaluate.held_out_scenes(30)
+    assert evaluate.vqa_accuracy(*blip2, scenes)["overall"] >= VQA_FLOOR
+    assert evaluate.vqa_accuracy(*blip2, scenes, with_history=True)["overall"] >= VQA_FLOOR
