@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from mmlab.blip2 import format_prompt, generate_text
 from mmlab.data.scenes import COLORS, SHAPES, SIZES, Scene, canonical_caption, questions, render_scene
 from mmlab.data.scenes import scene_from_seed as _scene_from_seed
-from mmlab.blip2 import format_prompt, generate_text
 
 HELD_OUT_SEEDS = 10_000_000  # evaluation seeds start here
 

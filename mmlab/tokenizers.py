@@ -24,7 +24,8 @@ def clip_tokenizer() -> CLIPTokenizer:
     """OpenAI CLIP's tokenizer: 256 byte symbols, the same with `</w>`, 48,894 merges, start and end."""
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
 
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
+    with gzip.open(default_bpe()) as merges_file:
+        lines = merges_file.read().decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1 : CLIP_NUM_MERGES + 1]]
     symbols = list(bytes_to_unicode().values())
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]

@@ -28,8 +28,19 @@ from transformers import (
     OPTForCausalLM,
 )
 
-from mmlab.data.scenes import COLORS, NUMBERS, POSITIONS, SHAPES, SIZES, Scene, canonical_caption, questions, sample_scene, vocabulary_sentences
 from mmlab.blip2 import format_prompt
+from mmlab.data.scenes import (
+    COLORS,
+    NUMBERS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    canonical_caption,
+    questions,
+    sample_scene,
+    vocabulary_sentences,
+)
 from mmlab.tokenizers import IMAGE_TOKEN, train_opt_style_tokenizer
 from mmlab.train.common import (
     CLIP_MEAN,
@@ -68,7 +79,7 @@ class Blip2Recipe:
     batch: int = 64
 
     @classmethod
-    def short(cls) -> "Blip2Recipe":
+    def short(cls) -> Blip2Recipe:
         return cls(vision_steps=4, lm_steps=6, bridge_steps=6, batch=16)
 
 

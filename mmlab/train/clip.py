@@ -45,7 +45,7 @@ class ClipRecipe:
     hard_negatives: float = 0.5  # share of each batch in groups that differ only in one object's shape
 
     @classmethod
-    def short(cls) -> "ClipRecipe":
+    def short(cls) -> ClipRecipe:
         """A few steps of each stage: for tests of the recipe itself."""
         return cls(warmup_steps=6, contrastive_steps=6, warmup_batch=16, contrastive_batch=16)
 
