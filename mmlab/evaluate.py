@@ -17,6 +17,7 @@ import torch
 from mmlab.blip2 import format_prompt, generate_text
 from mmlab.data.scenes import COLORS, SHAPES, SIZES, Scene, canonical_caption, questions, render_scene
 from mmlab.data.scenes import scene_from_seed as _scene_from_seed
+from mmlab.embed import embed_images, embed_texts
 
 HELD_OUT_SEEDS = 10_000_000  # evaluation seeds start here
 
@@ -37,18 +38,11 @@ def held_out_scenes(n: int, *, n_objects: int | None = None, split: str = "any",
 # --- CLIP -----------------------------------------------------------------------------------------
 
 
-@torch.inference_mode()
 def clip_embeddings(model, processor, images=None, texts=None) -> torch.Tensor:
-    """Unit-length embeddings of images or texts, (N, D)."""
-    device = model.device
+    """Unit-length float32 embeddings of images or texts, (N, D), computed in float32 (repeatable figures)."""
     if images is not None:
-        pixels = processor(images=images, return_tensors="pt").pixel_values.to(device, model.dtype)
-        out = model.get_image_features(pixel_values=pixels)
-    else:
-        tokens = processor(text=texts, padding=True, return_tensors="pt").to(device)
-        out = model.get_text_features(**tokens)
-    emb = out.pooler_output if hasattr(out, "pooler_output") else out
-    return torch.nn.functional.normalize(emb.float(), dim=-1)
+        return embed_images(model, processor, images, progress=False, dtype=torch.float32)
+    return embed_texts(model, processor, texts, progress=False, dtype=torch.float32)
 
 
 def zero_shot_accuracy(model, processor, scenes: list[Scene], attribute: str) -> float:
