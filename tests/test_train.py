@@ -113,3 +113,11 @@ def test_blip2_vision_copied_from_clip_computes_the_same_but_for_the_pre_layerno
         theirs = clip.vision_model(pixel_values=pixels)
     torch.testing.assert_close(ours.last_hidden_state, clip.vision_model.post_layernorm(theirs.last_hidden_state),
                                atol=1e-5, rtol=1e-4)
+
+
+def test_blip2_without_a_clip_checkpoint_says_what_to_do(tmp_path, capsys):
+    from mmlab.train.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["blip2", "--short", "--out", str(tmp_path)])
+    assert "train it first" in capsys.readouterr().err

@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"CLIP trained in {time.perf_counter() - start:.0f} s -> {out / 'clip'}")
     if args.model in ("blip2", "all"):
         # BLIP-2 starts from the vision tower of the saved CLIP checkpoint (as stored, so runs reproduce)
-        clip = CLIPModel.from_pretrained(args.clip or out / "clip", dtype=torch.float32)
+        clip_folder = args.clip or out / "clip"
+        if not (clip_folder / "model.safetensors").is_file():
+            parser.error(f"BLIP-2 starts from a trained CLIP, but {clip_folder} has none: train it first "
+                         f"(`python -m mmlab.train clip --out {out}`) or name one with --clip.")
+        clip = CLIPModel.from_pretrained(clip_folder, dtype=torch.float32)
         recipe = Blip2Recipe.short() if args.short else Blip2Recipe()
         recipe.seed = args.seed
         start = time.perf_counter()
