@@ -21,8 +21,12 @@ from mmlab.data.scenes import render_scene, scene_from_seed
 
 @pytest.fixture(autouse=True)
 def offline_setup():
-    mmlab.setup("offline")
+    """Offline on the CPU, also on a machine with a GPU (the CUDA case is its own test)."""
+    mmlab.setup("offline", device="cpu")
     yield
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]
 
 
 def test_embedded_clip_loads_with_hf_and_sentence_transformers_and_they_agree():
@@ -63,13 +67,18 @@ def test_embedded_blip2_loads_with_auto_classes_and_generates_after_the_image_to
     assert out.shape[1] > len(ids)
 
 
-def test_loaders_return_eval_models_on_the_setup_device_and_load_fast():
+@pytest.mark.parametrize("device", DEVICES)
+def test_loaders_return_eval_models_on_the_setup_device_and_load_fast(device):
+    mmlab.setup("offline", device=device)
     start = time.perf_counter()
     model, processor = mmlab.models.load_clip()
     blip, blip_processor = mmlab.models.load_blip2()
     assert time.perf_counter() - start < 10  # a generous bound; benchmarks/embedded_quality.py measures it
+    dtype = torch.float16 if device == "cuda" else torch.float32
     for m in (model, blip):
-        assert not m.training and m.device.type == "cpu" and m.dtype == torch.float32
+        assert not m.training and m.device.type == device
+    # BLIP-2 keeps its Q-Former in float32 by design (transformers' _keep_in_fp32_modules)
+    assert model.dtype == dtype and blip.language_model.dtype == dtype and blip.vision_model.dtype == dtype
     assert type(processor).__name__ == "CLIPProcessor" and type(blip_processor).__name__ == "Blip2Processor"
 
 
