@@ -71,3 +71,13 @@ def test_canonical_caption_grammar(count, joined):
     size = "large" if count == 1 else "small"
     objects = tuple(sw.SceneObject("circle", "red", size, 40 + 70 * k, 100, 20) for k in range(count))
     assert sw.canonical_caption(sw.Scene(objects)) == joined
+
+
+def test_a_colourless_caption_names_no_colour_and_draws_the_same_random_numbers():
+    scene = sw.scene_from_seed(5, n_objects=3)
+    plain, colourless = random.Random(1), random.Random(1)
+    for _ in range(20):
+        text = sw.caption(scene, colourless, with_color=False)
+        sw.caption(scene, plain)
+        assert not set(text.replace(",", "").split()) & set(sw.COLORS), text
+    assert plain.random() == colourless.random()

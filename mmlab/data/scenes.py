@@ -144,8 +144,11 @@ def canonical_caption(scene: Scene) -> str:
     return ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
 
-def caption(scene: Scene, rng: random.Random) -> str:
-    """A varied natural-language caption (synonyms, optional size and position, several templates)."""
+def caption(scene: Scene, rng: random.Random, *, with_color: bool = True) -> str:
+    """A varied natural-language caption (synonyms, optional size and position, several templates).
+
+    `with_color=False` names no colour (for a greyscale image); it draws the same random numbers.
+    """
     parts = []
     for o in scene.objects:
         words = []
@@ -153,7 +156,7 @@ def caption(scene: Scene, rng: random.Random) -> str:
             words.append(rng.choice(SIZE_SYNONYMS[o.size]))
         # Now and then leave out the colour or the shape, so "a photo of a circle" is a familiar text.
         leave_out = rng.choices(("nothing", "color", "shape"), weights=(0.8, 0.1, 0.1))[0]
-        if leave_out != "color":
+        if leave_out != "color" and with_color:
             words.append(o.color)
         words.append(rng.choice(SHAPE_SYNONYMS[o.shape]) if leave_out != "shape" else "shape")
         phrase = "a " + " ".join(words)

@@ -15,14 +15,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-from mmlab.data.scenes import HELD_OUT_COMBOS, SHAPES, Scene, caption, render_scene, sample_scene
+from mmlab.data.scenes import HELD_OUT_COMBOS, SHAPES, Scene, caption, sample_scene
 from mmlab.tokenizers import clip_tokenizer
 from mmlab.train.common import (
     Schedule,
+    render_maybe_grey,
     save_checkpoint,
     seed_everything,
     set_lr,
-    to_pixels,
     warm_up_vision,
 )
 
@@ -43,6 +43,7 @@ class ClipRecipe:
     contrastive_lr: float = 5e-4
     vision_lr_scale: float = 0.5  # the warmed-up vision tower moves more slowly
     hard_negatives: float = 0.5  # share of each batch in groups that differ only in one object's shape
+    grey_share: float = 0.2  # images shown in greyscale (with colourless captions), so shape stands alone
 
     @classmethod
     def short(cls) -> ClipRecipe:
@@ -103,8 +104,9 @@ def train_contrastive(model: CLIPModel, processor: CLIPProcessor, recipe: ClipRe
     for step in bar:
         set_lr(optimizer, schedule(step))
         scenes = shape_contrast_batch(rng, recipe.contrastive_batch, recipe.hard_negatives)
-        pixels = to_pixels([render_scene(s) for s in scenes])
-        text = processor.tokenizer([caption(s, rng) for s in scenes], padding=True, return_tensors="pt")
+        pixels, grey = render_maybe_grey(scenes, rng, recipe.grey_share)
+        captions = [caption(s, rng, with_color=not g) for s, g in zip(scenes, grey.tolist())]
+        text = processor.tokenizer(captions, padding=True, return_tensors="pt")
         loss = model(**text, pixel_values=pixels, return_loss=True).loss
         optimizer.zero_grad()
         loss.backward()
@@ -124,6 +126,7 @@ def train_clip(recipe: ClipRecipe, out: Path | None = None, progress: bool = Tru
         "warmup": warm_up_vision(
             model.vision_model, recipe.width,
             recipe.warmup_steps, recipe.warmup_batch, recipe.warmup_lr, rng, "CLIP vision warm-up", progress,
+            grey_share=recipe.grey_share,
         )
     }
     curves["contrastive"] = train_contrastive(model, processor, recipe, rng, progress)

@@ -42,6 +42,19 @@ def scene_batch(rng: random.Random, batch_size: int, split: str = "train") -> tu
     return scenes, to_pixels([render_scene(s) for s in scenes])
 
 
+def render_maybe_grey(scenes: list[Scene], rng: random.Random, share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels (B, 3, H, W) with about `share` of the images in greyscale, and which ones are (B,) bool.
+
+    Colour is the easy cue in the scene world: without augmentation a model learns "purple, so not a
+    triangle" from the combinations it saw, and fails on a purple triangle. In a grey image only shape
+    and size tell objects apart, and it carries no colour target.
+    """
+    grey = torch.tensor([share > 0 and rng.random() < share for _ in scenes])
+    images = [render_scene(s) for s in scenes]
+    images = [im.convert("L").convert("RGB") if g else im for im, g in zip(images, grey)]
+    return to_pixels(images), grey
+
+
 def seed_luminance_filters(patch_embedding: nn.Conv2d, count: int, block: int = 4,
                            std=CLIP_STD) -> None:
     """Start `count` patch-embedding filters as dark-pixel detectors over `block` x `block` sub-squares.
@@ -103,26 +116,34 @@ class SlotHeads(nn.Module):
         dense = {"shape": len(SLOT_SHAPES), "color": len(SLOT_COLORS), "size": len(SLOT_SIZES)}
         self.patch_heads = nn.ModuleDict({name: nn.Linear(width, n) for name, n in dense.items()})
 
-    def loss(self, pooled: torch.Tensor, patches: torch.Tensor, scenes: list[Scene]) -> tuple[torch.Tensor, float]:
+    def loss(self, pooled: torch.Tensor, patches: torch.Tensor, scenes: list[Scene],
+             grey: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
         """Cross-entropy of the scene heads on `pooled` (B, D) plus the patch heads on `patches` (B, N, D).
 
-        Shape counts double (it is the hard one). Returns the loss and the slot heads' shape accuracy.
+        Shape counts double (it is the hard one); greyscale images (`grey`, (B,) bool) have no colour
+        target. Returns the loss and the slot heads' shape accuracy.
         """
         labels = slot_labels(scenes)
+        dense = patch_labels(scenes, grid=round(patches.shape[1] ** 0.5))
+        if grey is not None and grey.any():  # no colour target for a greyscale image
+            for name in [n for n in labels if n.startswith("color")]:
+                labels[name] = labels[name].masked_fill(grey, -100)
+            dense["color"] = dense["color"].masked_fill(grey[:, None], -100)
         total, correct, seen = pooled.new_zeros(()), 0, 0
         for name, head in self.heads.items():
             logits = head(pooled)  # (B, classes)
             weight = 2.0 if name.startswith("shape") else 1.0
-            total = total + weight * nn.functional.cross_entropy(logits, labels[name])
+            if (labels[name] != -100).any():  # an all-grey batch has no colour target at all
+                total = total + weight * nn.functional.cross_entropy(logits, labels[name])
             if name.startswith("shape"):
                 present = labels[name] > 0
                 correct += (logits.argmax(-1)[present] == labels[name][present]).sum().item()
                 seen += present.sum().item()
-        dense = patch_labels(scenes, grid=round(patches.shape[1] ** 0.5))
         for name, head in self.patch_heads.items():
             weight = 2.0 if name == "shape" else 1.0
             logits = head(patches)  # (B, N, classes)
-            total = total + weight * nn.functional.cross_entropy(logits.flatten(0, 1), dense[name].flatten())
+            if (dense[name] != -100).any():
+                total = total + weight * nn.functional.cross_entropy(logits.flatten(0, 1), dense[name].flatten())
         return total, correct / max(seen, 1)
 
 
@@ -148,11 +169,12 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def warm_up_vision(tower: nn.Module, width: int, steps: int, batch: int, lr: float, rng: random.Random,
-                   desc: str, progress: bool, seed_filters: bool = True) -> list[float]:
+                   desc: str, progress: bool, seed_filters: bool = True, grey_share: float = 0.0) -> list[float]:
     """Supervised warm-up of a CLIP or BLIP-2 vision tower: its pooled output must name every object's
     shape, colour and size (left to right), and each patch token the object it shows.
 
     The learning rate stays flat until late: shape accuracy sits near chance for a while, then rises.
+    `grey_share` of the images are shown in greyscale, without colour targets (see `render_maybe_grey`).
     """
     if seed_filters:
         seed_luminance_filters(tower.embeddings.patch_embedding, count=width // 2)
@@ -163,9 +185,10 @@ def warm_up_vision(tower: nn.Module, width: int, steps: int, batch: int, lr: flo
     bar = tqdm(range(steps), desc=desc, disable=not progress)
     for step in bar:
         set_lr(optimizer, schedule(step))
-        scenes, pixels = scene_batch(rng, batch)
+        scenes = [sample_scene(rng) for _ in range(batch)]
+        pixels, grey = render_maybe_grey(scenes, rng, grey_share)
         out = tower(pixel_values=pixels)
-        loss, shape_acc = heads.loss(out.pooler_output, out.last_hidden_state[:, 1:], scenes)
+        loss, shape_acc = heads.loss(out.pooler_output, out.last_hidden_state[:, 1:], scenes, grey)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
