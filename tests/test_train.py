@@ -173,3 +173,25 @@ def test_greyscale_images_are_grey_and_have_no_colour_targets():
                 head.bias += torch.linspace(0, 20, head.bias.numel())
     after = losses()
     assert after[0] == pytest.approx(before[0]) and after[1] > before[1] + 1
+
+
+def test_word_choice_loss_rewards_the_nearest_right_word():
+    from mmlab.train.blip2 import word_choice_loss
+
+    candidates = torch.eye(4) * 3  # (V, D): four well-separated words
+    words = torch.tensor([[0, 2, 3]])  # (B, Q)
+    right = candidates[words]  # (B, Q, D) each query on its own word
+    wrong = candidates[(words + 1) % 4]
+    halfway = (right + wrong) / 2
+    losses = [word_choice_loss(soft, words, candidates).item() for soft in (right, halfway, wrong)]
+    assert losses[0] < losses[1] < losses[2]
+
+
+def test_blip2_queries_start_different():
+    from mmlab.train.blip2 import build_blip2
+
+    blip, _ = build_blip2(Blip2Recipe())
+    queries = blip.query_tokens[0]  # (Q, D); transformers' own start is all zeros: every query alike
+    assert (queries.norm(dim=-1) > 0).all()
+    cosine = torch.nn.functional.normalize(queries, dim=-1) @ torch.nn.functional.normalize(queries, dim=-1).T
+    assert cosine[~torch.eye(len(cosine), dtype=torch.bool)].abs().max() < 0.5

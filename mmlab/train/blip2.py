@@ -181,13 +181,13 @@ def encode_batch(tokenizer, pairs: list[tuple[str, str]], num_queries: int, imag
     return input_ids, attention, label_ids
 
 
-def prefix_ids(tokenizer, scenes: list[Scene]) -> torch.Tensor:
-    """(B, Q) token ids of each scene's prefix words (each word is one token, with its leading space)."""
-    ids = _word_ids(tokenizer)
-    return torch.tensor([[ids[w] for w in prefix_words(s)] for s in scenes])
+def prefix_ids(word_ids: dict[str, int], scenes: list[Scene]) -> torch.Tensor:
+    """(B, Q) token ids of each scene's prefix words; `word_ids` from `prefix_vocabulary`."""
+    return torch.tensor([[word_ids[w] for w in prefix_words(s)] for s in scenes])
 
 
-def _word_ids(tokenizer) -> dict[str, int]:
+def prefix_vocabulary(tokenizer) -> dict[str, int]:
+    """The token id of every word a prefix can hold (each is one token, with its leading space)."""
     words = {*NUMBERS, *SIZES, *COLORS, *SHAPES, *POSITIONS, "none"}
     ids = {w: tokenizer(" " + w, add_special_tokens=False).input_ids for w in words}
     if any(len(i) != 1 for i in ids.values()):
@@ -268,6 +268,7 @@ def pretrain_language_model(lm: OPTForCausalLM, tokenizer, recipe: Blip2Recipe, 
     optimizer = torch.optim.AdamW(lm.parameters(), lr=recipe.lm_lr, weight_decay=0.01)
     schedule = Schedule(recipe.lm_lr, recipe.lm_steps)
     embed = lm.get_input_embeddings()
+    word_ids = prefix_vocabulary(tokenizer)
     losses = []
     bar = tqdm(range(recipe.lm_steps), desc="OPT text pretraining", disable=not progress)
     for step in bar:
@@ -276,7 +277,7 @@ def pretrain_language_model(lm: OPTForCausalLM, tokenizer, recipe: Blip2Recipe, 
         pairs = [training_text(s, rng) for s in scenes]
         input_ids, attention, labels = encode_batch(tokenizer, pairs, NUM_QUERY_TOKENS, image_token_id)
         embeds = embed(input_ids.masked_fill(input_ids == image_token_id, 0))  # (B, T, D)
-        prefix = embed(prefix_ids(tokenizer, scenes))  # (B, Q, D)
+        prefix = embed(prefix_ids(word_ids, scenes))  # (B, Q, D)
         prefix = prefix + torch.randn_like(prefix) * recipe.prefix_noise * prefix.detach().std()
         embeds = torch.cat([prefix, embeds[:, NUM_QUERY_TOKENS:]], dim=1)
         loss = answer_loss(lm, embeds, attention, labels)
@@ -309,7 +310,8 @@ def bridge(model: Blip2ForConditionalGeneration, processor: Blip2Processor, reci
     schedule = Schedule(recipe.bridge_lr, recipe.bridge_steps)
     tokenizer, image_id = processor.tokenizer, model.config.image_token_index
     embed = model.language_model.get_input_embeddings()
-    vocabulary = torch.tensor(sorted(_word_ids(tokenizer).values()))  # (V,) the words a prefix can hold
+    word_ids = prefix_vocabulary(tokenizer)
+    vocabulary = torch.tensor(sorted(word_ids.values()))  # (V,) the words a prefix can hold
     losses = []
     bar = tqdm(range(recipe.bridge_steps), desc="BLIP-2 bridging (Q-Former)", disable=not progress)
     for step in bar:
@@ -319,7 +321,7 @@ def bridge(model: Blip2ForConditionalGeneration, processor: Blip2Processor, reci
         input_ids, attention, labels = encode_batch(tokenizer, pairs, NUM_QUERY_TOKENS, image_id)
         soft = project_queries(model, pixels)  # (B, Q, D)
         with torch.no_grad():
-            prefix = prefix_ids(tokenizer, scenes)  # (B, Q)
+            prefix = prefix_ids(word_ids, scenes)  # (B, Q)
             words = embed(prefix)  # (B, Q, D) the prefix the LM learned to read
             text = embed(input_ids[:, NUM_QUERY_TOKENS:])
         lm_loss = answer_loss(model.language_model, torch.cat([soft, text], dim=1), attention, labels)
