@@ -11,6 +11,7 @@ from PIL import Image
 
 from mmlab.blip2 import format_prompt
 from mmlab.chat import ChatSession, ChatWidget, PromptTooLongError, Turn
+from mmlab.chat.ipywidgets_compat import IPYWIDGETS_7
 from mmlab.chat.widget import Line
 
 MAX_NEW = 5
@@ -141,6 +142,23 @@ def test_widget_reports_too_long_question(session):
     assert "PromptTooLongError" in chat.transcript.value
 
 
+def browser_upload(upload, name: str, content: bytes) -> None:
+    """Fill the upload box as the installed ipywidgets' front end does after the learner picks a file."""
+    if IPYWIDGETS_7:  # the browser sends the files' metadata and bytes, then bumps a counter
+        upload.metadata = [{"name": name, "type": "", "size": len(content), "lastModified": 0}]
+        upload.data = [content]
+        upload._counter += 1
+    else:
+        upload.value = ({"name": name, "type": "", "size": len(content), "content": memoryview(content),
+                         "last_modified": datetime(2026, 1, 1)},)
+
+
+def png(size: tuple[int, int], color, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_widget_changes_image(session):
     chat = ChatWidget(session, images={"red": Image.new("RGB", (30, 30), "red")})
     chat.text.value = "How many?"
@@ -148,25 +166,40 @@ def test_widget_changes_image(session):
     chat.picker.value = "red"
     assert session.history == [] and session.image.getpixel((0, 0)) == (255, 0, 0)
     assert "New image: red" in chat.transcript.value
-    buffer = io.BytesIO()
-    Image.new("RGB", (10, 8), "blue").save(buffer, format="PNG")
-    chat.upload.value = ({"name": "blue.png", "type": "image/png", "size": 1, "content": memoryview(buffer.getvalue()),
-                          "last_modified": datetime(2026, 1, 1)},)
+    browser_upload(chat.upload, "blue.png", png((10, 8), "blue"))
     assert session.image.size == (10, 8) and "New image: blue.png" in chat.transcript.value
-    chat.upload.value = ({"name": "notes.txt", "type": "text/plain", "size": 5, "content": memoryview(b"hello"),
-                          "last_modified": datetime(2026, 1, 1)},)
+    assert not chat.upload.value  # emptied, so the same file can be uploaded again
+    browser_upload(chat.upload, "notes.txt", b"hello")
     assert "Could not read &#x27;notes.txt&#x27; as an image" in chat.transcript.value
-    assert session.image.size == (10, 8)
+    assert session.image.size == (10, 8) and not chat.upload.value
+    browser_upload(chat.upload, "blue.png", png((10, 8), "blue"))  # the same file twice
+    assert "New image: blue.png" in chat.transcript.value and "Could not read" not in chat.transcript.value
 
 
-def test_widget_reads_uploads_in_the_ipywidgets_7_format_too(session):
-    """Colab ships ipywidgets 7, whose FileUpload value is a dict keyed by file name."""
+@pytest.mark.parametrize("value", [
+    {"clear.png": {"metadata": {"name": "clear.png"}, "content": png((12, 9), (0, 0, 255, 0), "RGBA")}},
+    ({"name": "clear.png", "content": memoryview(png((12, 9), (0, 0, 255, 0), "RGBA"))},),
+], ids=["ipywidgets-7-format", "ipywidgets-8-format"])
+def test_widget_reads_uploads_in_both_formats(session, value):
+    """Colab ships ipywidgets 7, whose FileUpload value is a dict keyed by file name; 8 has a tuple."""
     chat = ChatWidget(session)
-    buffer = io.BytesIO()
-    Image.new("RGBA", (12, 9), (0, 0, 255, 0)).save(buffer, format="PNG")
-    chat._on_upload({"new": {"clear.png": {"metadata": {"name": "clear.png"}, "content": buffer.getvalue()}}})
+    chat._on_upload({"new": value})
     assert session.image.size == (12, 9) and session.image.mode == "RGB"
     assert "New image: clear.png" in chat.transcript.value
+
+
+def test_widget_displays_in_a_notebook(session):
+    """Leaving the widget last in a cell shows its view, by the display protocol of the installed ipywidgets."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    chat = ChatWidget(session)
+    with capture_output() as shown:
+        display(chat)
+    views = [out.data.get("application/vnd.jupyter.widget-view+json") for out in shown.outputs]
+    assert [view["model_id"] for view in views if view] == [chat.widget.model_id]
 
 
 def test_empty_question_asks_for_one(session):

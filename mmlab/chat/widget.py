@@ -1,6 +1,7 @@
 """An ipywidgets view of a `ChatSession`: type a question, read the transcript, change the image.
 
-Plain ipywidgets 8 (no custom JavaScript), so it runs in JupyterLab, Colab and VS Code. The transcript is an
+Plain ipywidgets, 7 (Colab's) or 8 (no custom JavaScript), so it runs in JupyterLab, Colab and VS Code; what
+differs between the two versions lives in `mmlab.chat.ipywidgets_compat`. The transcript is an
 `HTML` widget rebuilt from the session's turns: nothing is printed inside an `Output` widget (such prints are
 stored in the widget's state and stall nbconvert/nbval). Every text is HTML-escaped before it is shown, and
 every error of a handler becomes a line in the transcript instead of vanishing into the browser console.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 from PIL import Image
 
+from mmlab.chat.ipywidgets_compat import ShowsWidget, clear_upload, uploaded_file
 from mmlab.chat.session import ChatSession
 from mmlab.data.io import load_image
 
@@ -37,7 +39,7 @@ class Line:
     text: str
 
 
-class ChatWidget:
+class ChatWidget(ShowsWidget):
     """Chat about an image in a notebook. Show it by leaving it last in a cell, or with `.display()`.
 
     `images` (optional) fills a dropdown of ready images; an upload button takes any PNG or JPEG file.
@@ -90,9 +92,6 @@ class ChatWidget:
 
         display(self.widget)
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
     # Handlers: each one reports its errors in the transcript.
 
     def _on_send(self, _=None) -> None:
@@ -122,23 +121,18 @@ class ChatWidget:
         self._set_status("Conversation cleared. Ask a new question.")
 
     def _on_upload(self, change) -> None:
-        uploaded = change["new"]
-        if not uploaded:  # the upload box was emptied after a previous upload
+        uploaded = uploaded_file(change["new"])
+        if uploaded is None:  # the upload box was emptied after a previous upload
             return
-        if isinstance(uploaded, dict):  # ipywidgets 7 (Colab's): {name: {"metadata": {"name": ...}, "content": ...}}
-            item = next(iter(uploaded.values()))
-            name = item["metadata"]["name"]
-        else:  # ipywidgets 8: a tuple of {"name": ..., "content": ...}
-            item = uploaded[0]
-            name = item["name"]
+        name, content = uploaded
         try:
-            image = load_image(bytes(item["content"]))
+            image = load_image(content)
         except Exception as error:  # noqa: BLE001
             self._report(error, f"Could not read {name!r} as an image; upload a PNG or JPEG file.")
         else:
             self._new_image(image, name)
         finally:
-            self.upload.value = type(self.upload.value)()  # empty, in the installed version's format
+            clear_upload(self.upload)
 
     def _on_pick(self, change) -> None:
         if change["new"] is not None:
