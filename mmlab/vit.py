@@ -228,8 +228,9 @@ class VisionTransformer(nn.Module):
             hidden_size=hf.hidden_size, num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
             intermediate_size=hf.intermediate_size, hidden_act=hf.hidden_act, layer_norm_eps=hf.layer_norm_eps,
         )
-        model = cls(config).to(device=vision_model.device, dtype=vision_model.dtype)
         emb = vision_model.embeddings
+        weight = emb.patch_embedding.weight  # a bare tower has no `.device` before transformers 5.2
+        model = cls(config).to(device=weight.device, dtype=weight.dtype)
         load_conv_patch_embedding(model.patch_embedding, emb.patch_embedding)
         model.class_embedding.copy_(emb.class_embedding)
         model.position_embedding.copy_(emb.position_embedding.weight)

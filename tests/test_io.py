@@ -128,7 +128,7 @@ def test_16_bit_grey_is_scaled_not_clipped(tmp_path, mode, suffix):
     path = tmp_path / f"grey16{suffix}"
     image = Image.fromarray(values) if mode == "I;16" else Image.fromarray(values.astype(np.int32), "I")
     image.save(path)
-    assert Image.open(path).mode == mode
+    assert Image.open(path).mode in (mode, "I")  # older Pillow releases (10.0 among them) open 16-bit PNGs as "I"
     loaded = load_image(path)
     assert [rgb_at(loaded, (x, 0))[0] for x in range(4)] == [0, 64, 128, 255]
 

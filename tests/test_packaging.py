@@ -1,5 +1,6 @@
 """Packaging: pyproject.toml and environment.yml agree, no exact pins, the wheel carries the checkpoints."""
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -95,3 +96,42 @@ def test_workbook_and_ci_scripts_parse_and_are_executable():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "./workbook lab " in readme and "./workbook test " in readme
     assert "./workbook test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    return module
+
+
+def test_lowest_versions_pin_every_runtime_dependency_at_its_lower_bound():
+    pins = dict(line.split("==") for line in _tool("lowest_versions").constraints())
+    runtime = [Requirement(line) for line in PYPROJECT["project"]["dependencies"]]
+    assert set(pins) == {r.name for r in runtime} - {"torch", "torchvision"}
+    for r in runtime:
+        if r.name in pins:
+            assert pins[r.name] in r.specifier and f">={pins[r.name]}" in str(r.specifier), (r, pins[r.name])
+    assert "ipywidgets==7.7.1" in _tool("lowest_versions").constraints(), "Colab's ipywidgets must stay tested"
+
+
+def test_colab_preinstalled_versions_are_inside_the_declared_range():
+    """The install cell adds mmlab without -U: nothing that Colab preinstalls may need an upgrade."""
+    colab = _tool("versions_table").COLAB
+    runtime = {Requirement(line).name: Requirement(line).specifier for line in PYPROJECT["project"]["dependencies"]}
+    assert set(colab) == set(runtime)
+    outside = {name: (version, str(runtime[name])) for name, version in colab.items()
+               if version is not None and version not in runtime[name]}
+    assert outside == {}, f"Colab's preinstalled versions outside pyproject.toml's range: {outside}"
+
+
+def test_supported_versions_table_matches_pyproject():
+    table = (ROOT / "docs" / "versions.md").read_text(encoding="utf-8")
+    for line in PYPROJECT["project"]["dependencies"]:
+        r = Requirement(line)
+        assert f"| {r.name} | {r.specifier} |" in table, f"docs/versions.md is stale for {r}: run tools/versions_table.py"
+    assert "./workbook test-lowest" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
