@@ -41,6 +41,7 @@ c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 120  # seconds for the kernel to start
 '''
 
+EXERCISES_HEADING = re.compile(r"^## Exercises", re.MULTILINE)
 # The lessons point stuck learners to the worked solutions; a graded assignment says how it is graded instead.
 STUCK = re.compile(r"Stuck\? `lesson\d\d\.solution\(n\)` prints a worked solution\.")
 GRADED = ("Write each answer in the cell under its exercise, defining the name the title gives; the locked cell after "
@@ -69,33 +70,34 @@ def source_notebook(lesson: str, notebook: Path):
 
     nb = nbformat.read(notebook, as_version=4)
     nb.metadata.pop("widgets", None)  # widget state of the last run
+    defined = exercises(lesson)
+    start = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and EXERCISES_HEADING.search(c.source)),
+                 len(nb.cells))
+    posed = [i for i, c in enumerate(nb.cells)
+             if i > start and c.cell_type == "code" and f"lesson{lesson}.check_" in c.source]
+    if len(posed) != len(defined):
+        raise ValueError(f"{notebook.name} has {len(posed)} exercise cells (code cells calling lesson{lesson}.check_* "
+                         f"after '## Exercises') but mmlab.exercises.lesson{lesson} defines {len(defined)}: keep them "
+                         "in step.")
     cells = []
-    found = 0
-    heading = re.compile(r"^## Exercises", re.MULTILINE)
-    in_exercises = False
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-        if cell.cell_type == "markdown" and heading.search(cell.source):
-            in_exercises = True
+        if i == start:
             cell.source = STUCK.sub(GRADED, cell.source)
-        if not (in_exercises and cell.cell_type == "code" and f"lesson{lesson}.check_" in cell.source):
+        if i not in posed:
             cells.append(cell)
             continue
-        found += 1
-        if found == 1:
+        number = posed.index(i) + 1
+        exercise = defined[number]
+        if number == 1:
             cells.append(_cell("code", f"from mmlab.exercises import lesson{lesson}", "exercises-import", locked=True))
-        exercise = exercises(lesson)[found]
         plural = "s" if exercise.points > 1 else ""
-        cells.append(_cell("markdown", f"### Exercise {found} ({exercise.points} point{plural}): define "
-                           f"`{exercise.answer}`", f"ex{found}-title", locked=True))
-        cells.append(_cell("code", exercise.code, f"ex{found}-answer", solution=True))
-        cells.append(_cell("code", f"assert {exercise.check}", f"ex{found}-check", grade=True,
+        cells.append(_cell("markdown", f"### Exercise {number} ({exercise.points} point{plural}): define "
+                           f"`{exercise.answer}`", f"ex{number}-title", locked=True))
+        cells.append(_cell("code", exercise.code, f"ex{number}-answer", solution=True))
+        cells.append(_cell("code", f"assert {exercise.check}", f"ex{number}-check", grade=True,
                            points=exercise.points))
-    if found != len(exercises(lesson)):
-        raise ValueError(f"{notebook.name} has {found} exercise cells (code cells calling lesson{lesson}.check_* after "
-                         f"'## Exercises') but mmlab.exercises.lesson{lesson} defines {len(exercises(lesson))}: "
-                         "keep them in step.")
     nb.cells = cells
     nbformat.validate(nb)
     return nb
@@ -155,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         points = sum(e.points for e in exercises(path.parent.name.removeprefix("lesson")).values())
         print(f"wrote {path} ({points} points)")
-    print(f"next: cd {args.out} && nbgrader generate_assignment lessonNN  (see docs/instructors.md)")
+    print(f"next, with this environment active (nbgrader needs its scripts on PATH): cd {args.out} && "
+          "nbgrader generate_assignment lessonNN  (docs/instructors.md walks through grading)")
     return 0
 
 

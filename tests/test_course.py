@@ -93,6 +93,11 @@ def test_a_notebook_out_of_step_with_its_exercises_is_refused(tmp_path):
     nbformat.write(nb, tmp_path / "04_captioning_vqa.ipynb")
     with pytest.raises(ValueError, match="2 exercise cells .* defines 3"):
         course.write_course(tmp_path / "course", ["04"], notebooks=tmp_path)
+    nb.cells.append(nbformat.v4.new_code_cell("lesson04.check_setting('b')"))
+    nb.cells.append(nbformat.v4.new_code_cell("lesson04.check_setting('c')"))
+    nbformat.write(nb, tmp_path / "04_captioning_vqa.ipynb")
+    with pytest.raises(ValueError, match="4 exercise cells .* defines 3"):
+        course.write_course(tmp_path / "course", ["04"], notebooks=tmp_path)
 
 
 def test_existing_source_notebooks_are_kept_unless_forced(tmp_path, capsys):
