@@ -71,6 +71,14 @@ def test_no_exact_pins_and_only_lower_bounds_for_colab():
     assert pyproject_requirements()["transformers"] == SpecifierSet(">=5.0,<6")
 
 
+def test_nbgrader_comes_with_the_course_and_test_extras_only():
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    with_nbgrader = {name for name, lines in extras.items()
+                     if any(canonicalize_name(Requirement(line).name) == "nbgrader" for line in lines)}
+    assert with_nbgrader == {"course", "test"}  # a learner's install (no extra, or lab) never pulls it
+    assert not any(canonicalize_name(Requirement(r).name) == "nbgrader" for r in PYPROJECT["project"]["dependencies"])
+
+
 def test_checkpoints_are_package_data():
     assert PYPROJECT["tool"]["setuptools"]["package-data"]["mmlab"] == ["checkpoints/**/*"]
 

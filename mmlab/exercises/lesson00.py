@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmlab.exercises import Verdict, verdict
+from mmlab.exercises import Exercise, Verdict, solved, verdict
 from mmlab.mode import Setup
 
 _OFFLINE_SWITCHES = {"MMLAB_MODE=offline", "MMLAB_OFFLINE=1", "HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1"}
@@ -45,16 +45,16 @@ def check_gpu_dtype(dtype) -> Verdict:
                    "BLIP-2 then needs about 7.5 GB.", why)
 
 
-_SOLUTIONS = {
-    1: 'forced = mmlab.setup("offline")\nlesson00.check_forced_offline(forced)',
-    2: "In a terminal, before starting Jupyter:  export MMLAB_MODE=offline\n"
-       "(MMLAB_OFFLINE=1 and HF_HUB_OFFLINE=1 work too; in a notebook: os.environ['MMLAB_MODE'] = 'offline' "
-       "before mmlab.setup())",
-    3: "lesson00.check_gpu_dtype(torch.float16)\n"
-       "# 2 bytes per parameter: 3.7 B parameters -> about 7.5 GB, which fits a 15 GB T4",
+EXERCISES = {
+    1: Exercise(solved('forced = mmlab.setup("offline")'), "lesson00.check_forced_offline(forced)"),
+    2: Exercise(solved('switch = "MMLAB_MODE=offline"'), "lesson00.check_switch(switch)",
+                "In a terminal, before starting Jupyter: export MMLAB_MODE=offline (MMLAB_OFFLINE=1 and "
+                "HF_HUB_OFFLINE=1 work too; in a notebook: os.environ['MMLAB_MODE'] = 'offline' before mmlab.setup())"),
+    3: Exercise(solved("dtype = torch.float16", given="import torch"), "lesson00.check_gpu_dtype(dtype)",
+                "2 bytes per parameter: 3.7 B parameters -> about 7.5 GB, which fits a 15 GB T4"),
 }
 
 
 def solution(n: int) -> None:
     """Print the worked solution of exercise `n`."""
-    print(_SOLUTIONS[n])
+    print(EXERCISES[n].worked())

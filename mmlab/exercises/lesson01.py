@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
-from mmlab.exercises import Verdict, verdict
+from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
 from mmlab.vit import conv_to_linear_weight, patchify
 
 
@@ -75,23 +73,23 @@ def conv_to_linear(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
-_SOLUTIONS = {
-    1: """One token per patch, plus the class token in front:
-
-    vision = model.config.vision_config
-    (vision.image_size // vision.patch_size) ** 2 + 1""",
-    2: """A patch is patch_size x patch_size pixels with 3 colour values each:
-
-    vision = model.config.vision_config
-    vision.patch_size * vision.patch_size * vision.num_channels""",
-    3: inspect.getsource(conv_to_linear) + "\nlesson01.check_conv_to_linear(conv_to_linear)",
-    4: """in_features * out_features weights, plus out_features biases:
-
-    embed = vit.PatchEmbedding(patch_size=16, num_channels=3, hidden_size=768, bias=True)
-    sum(p.numel() for p in embed.parameters())  # 590,592""",
+EXERCISES = {
+    1: Exercise(solved("""
+        vision = clip.config.vision_config
+        tokens = (vision.image_size // vision.patch_size) ** 2 + 1"""),
+        "lesson01.check_num_tokens(tokens, clip)", "One token per patch, plus the class token in front:"),
+    2: Exercise(solved("""
+        vision = clip.config.vision_config
+        length = vision.patch_size * vision.patch_size * vision.num_channels"""),
+        "lesson01.check_patch_length(length, clip)", "A patch is patch_size x patch_size pixels with 3 colour values each:"),
+    3: Exercise(solved_function(conv_to_linear), "lesson01.check_conv_to_linear(conv_to_linear)", points=2),
+    4: Exercise(solved("""
+        embed = vit.PatchEmbedding(patch_size=16, num_channels=3, hidden_size=768, bias=True)
+        parameters = sum(p.numel() for p in embed.parameters())  # 768 * 768 + 768 = 590,592"""),
+        "lesson01.check_projection_parameters(parameters)", "in_features * out_features weights, plus out_features biases:"),
 }
 
 
 def solution(n: int) -> None:
     """Print the worked solution of exercise `n`."""
-    print(_SOLUTIONS[n])
+    print(EXERCISES[n].worked())

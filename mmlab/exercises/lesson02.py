@@ -8,12 +8,19 @@ import torch
 import torch.nn.functional as F
 
 from mmlab.data.scenes import Scene, SceneObject, render_scene
-from mmlab.exercises import Verdict, verdict
+from mmlab.exercises import Exercise, Verdict, solved, verdict
 
 PUPPY = "a puppy playing in the snow"
 ZERO_SHOT_LABELS = ["a photo of a red circle", "a photo of a red square", "a photo of a blue circle",
                     "a photo of a blue triangle"]
 ZERO_SHOT_IMAGE = Scene((SceneObject("circle", "blue", "large", 112, 112, 36),), "white")
+# Exercise 2 starts from the raw features of the lesson's three images and captions (given in the notebook).
+FEATURES = """\
+image_inputs = processor(images=images, return_tensors="pt").to(model.device)
+text_inputs = processor(text=captions, padding=True, return_tensors="pt").to(model.device)
+with torch.inference_mode():
+    image_features = model.get_image_features(**image_inputs).pooler_output  # (3, D), raw
+    text_features = model.get_text_features(**text_inputs).pooler_output  # (3, D), raw"""
 
 
 def check_eot_position(answer: int, processor) -> Verdict:
@@ -97,17 +104,20 @@ def check_zero_shot(fn, model, processor) -> Verdict:
     return verdict(False, "", hint)
 
 
-_SOLUTIONS = {
-    1: f"""CLIP pools the text at its first <|endoftext|> token:
-
-    ids = processor.tokenizer({PUPPY!r})["input_ids"]
-    ids.index(processor.tokenizer.eos_token_id)""",
-    2: inspect.getsource(similarity_matrix) + "\nsim = similarity_matrix(image_features, text_features)",
-    3: inspect.getsource(zero_shot)
-    + "\nlesson02.check_zero_shot(lambda image, labels: zero_shot(model, processor, image, labels), model, processor)",
+EXERCISES = {
+    1: Exercise(solved("""
+        ids = processor.tokenizer(lesson02.PUPPY)["input_ids"]
+        eot = ids.index(processor.tokenizer.eos_token_id)"""),
+        "lesson02.check_eot_position(eot, processor)", "CLIP pools the text at its first <|endoftext|> token:"),
+    2: Exercise(solved(inspect.getsource(similarity_matrix) + "\nmy_sim = similarity_matrix(image_features, text_features)",
+                       given=FEATURES),
+                "lesson02.check_similarity_matrix(my_sim, image_features, text_features)", points=2),
+    3: Exercise(solved(inspect.getsource(zero_shot) + "\n\ndef classify(image, labels):\n"
+                       "    return zero_shot(model, processor, image, labels)"),
+                "lesson02.check_zero_shot(classify, model, processor)", points=2),
 }
 
 
 def solution(n: int) -> None:
     """Print the worked solution of exercise `n`."""
-    print(_SOLUTIONS[n])
+    print(EXERCISES[n].worked())

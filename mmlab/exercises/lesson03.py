@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from mmlab.exercises import Verdict, verdict
+from mmlab.exercises import Exercise, Verdict, solved, verdict
 
 
 def check_image_tokens(answer: int, model, processor) -> Verdict:
@@ -69,24 +69,26 @@ def check_soft_prompt_shape(shape, model) -> Verdict:
                    "the language model reads like its own token embeddings.", hint)
 
 
-_SOLUTIONS = {
-    1: """Every learned query becomes one token of the prompt, so the processor reserves one placeholder per query:
-
-    inputs = processor(images=image, text="Question: What is this? Answer:", return_tensors="pt")
-    (inputs["input_ids"] == model.config.image_token_index).sum().item()  # == processor.num_query_tokens""",
-    2: """GPT-2's byte-level BPE shows each byte as a printable character; the space byte 0x20 becomes chr(0x20 + 256):
-
-    ord("Ġ"), hex(ord("Ġ"))  # (288, '0x120')""",
-    3: inspect.getsource(readable_tokens) + f"\nreadable_tokens(processor.tokenizer, {SENTENCE!r})",
-    4: """Run the three stages by hand:
-
-    pixels = processor(images=image, return_tensors="pt")["pixel_values"].to(model.device, model.vision_model.dtype)
-    image_embeds = model.vision_model(pixels).last_hidden_state                   # (1, patches + 1, vision width)
-    queries = model.qformer(query_embeds=model.query_tokens, encoder_hidden_states=image_embeds).last_hidden_state
-    model.language_projection(queries.to(image_embeds.dtype)).shape            # (1, num_query_tokens, LM width)""",
+EXERCISES = {
+    1: Exercise(solved("""
+        inputs = processor(images=image, text="Question: What is this? Answer:", return_tensors="pt")
+        placeholders = (inputs["input_ids"] == model.config.image_token_index).sum().item()"""),
+        "lesson03.check_image_tokens(placeholders, model, processor)",
+        "Every learned query becomes one token of the prompt, so the processor reserves one placeholder per query:"),
+    2: Exercise(solved('code_point = ord("Ġ")  # 288, hex 0x120'), "lesson03.check_space_marker(code_point)",
+                "GPT-2's byte-level BPE shows each byte as a printable character; the space byte 0x20 becomes "
+                "chr(0x20 + 256):"),
+    3: Exercise(solved(inspect.getsource(readable_tokens) + "\ntokens = readable_tokens(processor.tokenizer, lesson03.SENTENCE)"),
+                "lesson03.check_tokens(tokens, processor)", points=2),
+    4: Exercise(solved("""
+        pixels = processor(images=image, return_tensors="pt")["pixel_values"].to(model.device, model.vision_model.dtype)
+        image_embeds = model.vision_model(pixels).last_hidden_state  # (1, patches + 1, vision width)
+        queries = model.qformer(query_embeds=model.query_tokens, encoder_hidden_states=image_embeds).last_hidden_state
+        shape = model.language_projection(queries.to(image_embeds.dtype)).shape  # (1, num_query_tokens, LM width)"""),
+        "lesson03.check_soft_prompt_shape(shape, model)", "Run the three stages by hand:"),
 }
 
 
 def solution(n: int) -> None:
     """Print the worked solution of exercise `n`."""
-    print(_SOLUTIONS[n])
+    print(EXERCISES[n].worked())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-
 from mmlab.blip2 import format_prompt
-from mmlab.exercises import Verdict, verdict
+from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
 
 _QUESTIONS = ("What color is the circle?", "How many objects are there?", "Is there a red square?")
 
@@ -73,14 +71,16 @@ def check_setting(choice: str) -> Verdict:
     return verdict(choice == "b", _SETTINGS["b"], _SETTINGS[choice])
 
 
-_SOLUTIONS = {
-    1: """def vqa_prompt(question):
-    return f"Question: {question} Answer:"   # no space after the colon""",
-    2: inspect.getsource(accuracy),
-    3: "\n".join(f"({key}) {why}" for key, why in _SETTINGS.items()) + "\nSo the answer is (b).",
+EXERCISES = {
+    1: Exercise(solved('return f"Question: {question} Answer:"  # no space after the colon',
+                       given="def vqa_prompt(question):", indent=4),
+                "lesson04.check_vqa_prompt(vqa_prompt)"),
+    2: Exercise(solved_function(accuracy), "lesson04.check_accuracy(accuracy)", points=2),
+    3: Exercise(solved('letter = "b"'), "lesson04.check_setting(letter)",
+                "\n".join(f"({key}) {why}" for key, why in _SETTINGS.items()) + "\nSo the answer is (b)."),
 }
 
 
 def solution(n: int) -> None:
     """Print the worked solution of exercise `n`."""
-    print(_SOLUTIONS[n])
+    print(EXERCISES[n].worked())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from mmlab.blip2 import Turn, format_prompt
-from mmlab.exercises import Verdict, verdict
+from mmlab.exercises import Exercise, Verdict, solved, verdict
 
 HISTORY = [("What color is the circle?", "red"), ("How many objects are there?", "two")]
 QUESTION = "Where is the circle?"
@@ -64,20 +64,20 @@ def check_undo(session_class, model, processor, image) -> Verdict:
     return verdict(True, "The next prompt is built from history, so the undone turn is forgotten at once.", "")
 
 
-_SOLUTIONS = {
-    1: f"""from mmlab.blip2 import format_prompt
-format_prompt({QUESTION!r}, {HISTORY!r})
-# {format_prompt(QUESTION, HISTORY)!r}""",
-    2: """import html
-
-def to_html(text):
-    return html.escape(text)   # & -> &amp; first, then < -> &lt;, > -> &gt;, quotes too""",
-    3: """class UndoSession(ChatSession):
-    def undo(self):
-        return self.history.pop() if self.history else None""",
+EXERCISES = {
+    1: Exercise(solved("""
+        turns = [f"Question: {question} Answer: {answer}." for question, answer in lesson05.HISTORY]
+        prompt = " ".join([*turns, f"Question: {lesson05.QUESTION} Answer:"])"""),
+        "lesson05.check_prompt(prompt)", "Oldest turn first, each answer closed with a full stop, the new question last:"),
+    2: Exercise(solved("return html.escape(text)  # & first, then < and >, quotes too",
+                       given="import html\n\n\ndef to_html(text):", indent=4),
+                "lesson05.check_to_html(to_html)"),
+    3: Exercise(solved("return self.history.pop() if self.history else None",
+                       given="class UndoSession(ChatSession):\n    def undo(self):", indent=8),
+                "lesson05.check_undo(UndoSession, model, processor, images[name])", points=2),
 }
 
 
 def solution(n: int) -> None:
     """Print the worked solution of exercise `n`."""
-    print(_SOLUTIONS[n])
+    print(EXERCISES[n].worked())
