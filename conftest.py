@@ -1,27 +1,20 @@
 """Settings for the notebook tests: nbval runs every notebook offline on the embedded default, on the CPU.
 
 The committed outputs come from `./workbook refresh` (tools/refresh_notebooks.py), which executes the
-notebooks with the same KERNEL_ENVIRONMENT, so the mode banner and every model output compare equal on
-any machine, with or without internet or a GPU. (This file sits at the root, not in notebooks/, to keep
-the learners' folder free of test plumbing.)
+notebooks in the same KERNEL_ENVIRONMENT (mmlab/_kernel_env.py), so the mode banner and every model output
+compare equal on any machine, with or without internet or a GPU. (This file sits at the root, not in
+notebooks/, to keep the learners' folder free of test plumbing.)
 """
 
-import functools
-import importlib.util
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from mmlab._kernel_env import KERNEL_ENVIRONMENT
+
 TOOLS = Path(__file__).resolve().parent / "tools"
-
-
-@functools.cache
-def _kernel_environment() -> dict[str, str]:
-    spec = importlib.util.spec_from_file_location("refresh_notebooks", TOOLS / "refresh_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.KERNEL_ENVIRONMENT
 
 
 def pytest_configure(config):
@@ -33,14 +26,8 @@ def pytest_configure(config):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
     """nbval starts a notebook's kernel while setting up its first cell: start it in the offline environment."""
-    environment = _kernel_environment() if item.path.suffix == ".ipynb" else {}
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    try:
+    if item.path.suffix != ".ipynb":
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        return
+    with mock.patch.dict(os.environ, KERNEL_ENVIRONMENT):  # the whole environment put back after the kernel started
+        yield

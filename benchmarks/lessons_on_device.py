@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mmlab._kernel_env import kernel_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,14 +44,18 @@ def run_notebook_here(path: Path) -> int:
     return failures
 
 
+def notebook_environment(device: str) -> dict[str, str]:
+    """The kernel environment of the committed outputs, on `device`, drawing figures without a display."""
+    return kernel_environment(MMLAB_DEVICE=device, MPLBACKEND="Agg")
+
+
 def run_notebooks(paths: list[Path], device: str) -> bool:
-    environment = {**os.environ, "MMLAB_MODE": "offline", "MMLAB_DEVICE": device, "MPLBACKEND": "Agg",
-                   "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    environment = {**os.environ, **notebook_environment(device)}
     ok = True
     for path in paths:
         start = time.perf_counter()
         done = subprocess.run([sys.executable, __file__, "--one", str(path)], env=environment, cwd=path.parent,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
         failures = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
         status = "ok" if done.returncode == 0 and not failures else "FAILED"
@@ -87,12 +93,12 @@ def standins(device: str) -> None:
     embedded = Blip2Processor.from_pretrained(models.embedded_path("blip2"))
     processor = Blip2Processor(embedded.image_processor, embedded.tokenizer, num_query_tokens=32)
     config = Blip2Config(  # Salesforce/blip2-opt-2.7b: ViT-g/14, a 12-layer Q-Former, OPT-2.7b
-        vision_config=dict(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39, num_attention_heads=16,
-                           image_size=224, patch_size=14),
-        qformer_config=dict(encoder_hidden_size=1408),
-        text_config=dict(model_type="opt", hidden_size=2560, ffn_dim=10240, num_hidden_layers=32,
-                         num_attention_heads=32, vocab_size=50272, word_embed_proj_dim=2560,
-                         max_position_embeddings=2048, eos_token_id=2, bos_token_id=2, pad_token_id=1),
+        vision_config={"hidden_size": 1408, "intermediate_size": 6144, "num_hidden_layers": 39,
+                       "num_attention_heads": 16, "image_size": 224, "patch_size": 14},
+        qformer_config={"encoder_hidden_size": 1408},
+        text_config={"model_type": "opt", "hidden_size": 2560, "ffn_dim": 10240, "num_hidden_layers": 32,
+                     "num_attention_heads": 32, "vocab_size": 50272, "word_embed_proj_dim": 2560,
+                     "max_position_embeddings": 2048, "eos_token_id": 2, "bos_token_id": 2, "pad_token_id": 1},
         num_query_tokens=32, image_token_index=embedded.tokenizer.convert_tokens_to_ids("<image>"),
     )
     with torch.device(device):

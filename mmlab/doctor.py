@@ -321,16 +321,16 @@ def _version(distribution: str) -> str:
 def _memory(device: str) -> str:
     import torch
 
-    gib = 2**30
+    from mmlab.models import device_memory
+
+    gib, memory = 2**30, device_memory(device)
     if device == "cuda":
-        free, total = torch.cuda.mem_get_info()
+        free, total = memory
         return f"{torch.cuda.get_device_name(0)}: {free / gib:.1f} GiB free of {total / gib:.1f} GiB"
     cores = os.cpu_count()
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # macOS has no SC_AVPHYS_PAGES
+    if memory is None:
         return f"{cores} CPU cores (memory unknown)"
+    free, total = memory
     return f"{cores} CPU cores, {free / gib:.1f} GiB free of {total / gib:.1f} GiB RAM"
 
 

@@ -134,9 +134,10 @@ def _check_memory(source: str, setup: Setup, what: str) -> None:
     else:
         files = list(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []
         needed = sum(f.stat().st_size for f in files) * (2 if setup.dtype == torch.float32 else 1)
-    free = _free_memory(setup.device)
-    if free is None or needed < 0.9 * free:
+    memory = device_memory(setup.device)
+    if memory is None or needed < 0.9 * memory[0]:
         return
+    free = memory[0]
     advice = (
         "Load it 8-bit or 4-bit with `quantize='8bit'` (needs a CUDA GPU and `pip install bitsandbytes`)"
         if what == "BLIP-2" else "Free some memory (restart other notebooks)"
@@ -148,12 +149,14 @@ def _check_memory(source: str, setup: Setup, what: str) -> None:
     )
 
 
-def _free_memory(device: str) -> int | None:
+def device_memory(device: str) -> tuple[int, int] | None:
+    """(free, total) bytes of memory on `device`: the GPU's on "cuda", the RAM otherwise; None where unknown."""
     if device == "cuda":
-        return torch.cuda.mem_get_info()[0]
+        return torch.cuda.mem_get_info()
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not Linux: no cheap way to ask, so don't refuse
+        page = os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
+    except (ValueError, OSError, AttributeError):  # not Linux (macOS has no SC_AVPHYS_PAGES): no cheap way to ask
         return None
 
 

@@ -109,8 +109,16 @@ def test_quantize_needs_a_gpu():
         models.load_blip2(quantize="8bit")
 
 
+def test_device_memory_reports_free_and_total_ram_on_the_cpu():
+    memory = models.device_memory("cpu")
+    if memory is None:
+        pytest.skip("this system has no cheap way to ask for free memory (not Linux)")
+    free, total = memory
+    assert 0 < free <= total, memory
+
+
 def test_a_model_too_big_for_memory_is_refused_with_advice(monkeypatch):
-    monkeypatch.setattr(models, "_free_memory", lambda device: 2 * 2**30)
+    monkeypatch.setattr(models, "device_memory", lambda device: (2 * 2**30, 24 * 2**30))
     with pytest.raises(models.ModelUnavailableError, match=r"needs about \d+\.\d GiB in float32 but the cpu has 2\.0 GiB free\. Load it 8-bit"):
         models._check_memory(models.BLIP2_HUB_ID, mmlab.current_setup(), "BLIP-2")
 

@@ -1,5 +1,6 @@
-"""The notebook harness: a stuck cell fails the run instead of hanging it."""
+"""The notebook harness: one kernel environment for every runner of the notebooks; a stuck cell fails the run."""
 
+import importlib.util
 import subprocess
 import sys
 import time
@@ -7,12 +8,42 @@ from pathlib import Path
 
 import nbformat
 
+from mmlab._kernel_env import KERNEL_ENVIRONMENT
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(path: Path):
+    """The module in a file outside the package (a tool, a benchmark, a conftest), loaded as is."""
+    spec = importlib.util.spec_from_file_location(f"_harness_{path.stem}", path)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # (dataclasses look it up there)
+    sys.path.insert(0, str(path.parent))  # its own sibling imports (the e2e harness modules)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def test_every_notebook_runner_uses_the_one_kernel_environment_changing_only_its_own_settings():
+    assert KERNEL_ENVIRONMENT["MMLAB_MODE"] == "offline" and KERNEL_ENVIRONMENT["MMLAB_DEVICE"] == "cpu"
+    nbval = _load(ROOT / "conftest.py").KERNEL_ENVIRONMENT
+    refresh = _load(ROOT / "tools" / "refresh_notebooks.py").KERNEL_ENVIRONMENT
+    browser = _load(ROOT / "tests" / "e2e" / "lab_server.py").KERNEL_ENVIRONMENT
+    device = _load(ROOT / "benchmarks" / "lessons_on_device.py").notebook_environment("cuda")
+    assert dict(nbval) == dict(refresh) == dict(KERNEL_ENVIRONMENT), "nbval and the refresh tool must agree exactly"
+    # What each runner may change: the browser tests run notebooks side by side (one math thread each); the
+    # device benchmark runs them on a GPU without a display. Everything else is the committed outputs' environment.
+    for name, environment, own in (("tests/e2e", browser, {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}),
+                                   ("benchmarks/lessons_on_device.py", device, {"MMLAB_DEVICE", "MPLBACKEND"})):
+        changed = {key for key in set(environment) | set(KERNEL_ENVIRONMENT)
+                   if environment.get(key) != KERNEL_ENVIRONMENT.get(key)}
+        assert changed == own, f"{name} changes {sorted(changed)} of the kernel environment; it may change {sorted(own)}"
 
 
 def test_pyproject_runs_notebooks_strictly_with_both_timeouts():

@@ -3,8 +3,8 @@
     python tools/refresh_notebooks.py                    # every notebook in notebooks/
     python tools/refresh_notebooks.py notebooks/02_clip.ipynb
 
-The kernels run offline on the embedded default with KERNEL_ENVIRONMENT, the same environment
-nbval gives them in `./workbook test` (the root conftest.py reads it from here), so the refreshed
+The kernels run offline on the embedded default, on the CPU, in KERNEL_ENVIRONMENT (mmlab/_kernel_env.py),
+the same environment nbval gives them in `./workbook test` (the root conftest.py), so the refreshed
 outputs are the ones the tests expect. Review the diff (`git diff notebooks/`) before committing.
 """
 
@@ -16,15 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from mmlab._kernel_env import KERNEL_ENVIRONMENT
+
 ROOT = Path(__file__).resolve().parents[1]
-KERNEL_ENVIRONMENT = {
-    "MMLAB_MODE": "offline",  # the embedded default, whatever the network says
-    "MMLAB_DEVICE": "cpu",  # fp32 on the CPU: the same numbers on every machine, GPU or not
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # no download bars in committed outputs
-    "PYTHONHASHSEED": "0",
-}
 CELL_TIMEOUT_S = 600
 
 

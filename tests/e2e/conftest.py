@@ -1,7 +1,8 @@
 """Fixtures of the browser tests: one JupyterLab server and one headless Chromium for the session.
 
 The notebooks that the selected tests name run all at once, each in a tab of one JupyterLab page, from the first
-test on; each test waits only for its own notebook.
+test on; each test waits only for its own notebook. What the runs took and the screenshots they left are kept in
+the session's RunLog (`config.stash`) and listed at the end.
 
 Everything skips, with a message saying how to enable it, where Chromium or Playwright is missing (or fails, where
 MMLAB_E2E_REQUIRED=1 says the browser tests must run, as in CI). The server and
@@ -11,26 +12,46 @@ the browser are stopped in `finally` blocks, also when a test fails or is interr
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # the harness module, under any --import-mode
+sys.path.insert(0, str(Path(__file__).parent))  # the harness modules, under any --import-mode
 
-from e2e_lab import (
-    CHROMIUM_ARGS,
-    RUN_SCREENSHOTS,
-    RUN_SECONDS,
-    SCREENSHOTS,
-    LabServer,
-    NotebookBatch,
-    NotebookTab,
-    chromium_path,
-    missing_requirements,
-    prepare_root,
-    start_lab,
-)
+from lab_server import LabServer, prepare_root, start_lab
+from notebook_page import SCREENSHOTS, NotebookBatch, NotebookTab, RunLog
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+ENABLE_HINT = ("To enable the browser tests: `apt-get install -y chromium` (Debian's package, /usr/bin/chromium, or set "
+               "MMLAB_E2E_CHROMIUM to a Chromium binary) and `pip install playwright` (no `playwright install`: "
+               "the tests never download a browser).")
+RUN_LOG = pytest.StashKey[RunLog]()
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary the tests use: $MMLAB_E2E_CHROMIUM, /usr/bin/chromium, or `chromium` on the PATH."""
+    for candidate in (os.environ.get("MMLAB_E2E_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def missing_requirements() -> str | None:
+    """Why the browser tests cannot run on this machine, or None when they can."""
+    missing = []
+    if chromium_path() is None:
+        missing.append("Chromium")
+    for module in ("playwright", "jupyterlab", "nbformat"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(f"the Python package {module}")
+    return f"{', '.join(missing)} not found. {ENABLE_HINT}" if missing else None
 
 
 def pytest_configure(config):
@@ -40,18 +61,20 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "e2e_notebook(path, cells=None): the notebook (under the server's root) an e2e test runs in the "
                    "browser; `cells` writes a scratch notebook there first")
+    config.stash[RUN_LOG] = RunLog()
 
 
 def pytest_terminal_summary(terminalreporter):
-    if RUN_SECONDS:
+    log = terminalreporter.config.stash[RUN_LOG]
+    if log.seconds:
         terminalreporter.write_sep("-", "e2e runs")
         terminalreporter.write_line("Run All Cells to finished, all notebooks at once: " + ", ".join(
-            f"{name} {seconds:.0f} s" for name, seconds in RUN_SECONDS.items()))
-    if RUN_SCREENSHOTS:
+            f"{name} {seconds:.0f} s" for name, seconds in log.seconds.items()))
+    if log.screenshots:
         terminalreporter.write_sep("-", "e2e screenshots")
-        terminalreporter.write_line(f"{len(RUN_SCREENSHOTS)} screenshot(s) of the notebooks after their run in "
+        terminalreporter.write_line(f"{len(log.screenshots)} screenshot(s) of the notebooks after their run in "
                                     f"{SCREENSHOTS}:")
-        for path in RUN_SCREENSHOTS:
+        for path in log.screenshots:
             terminalreporter.write_line(f"  {path}")
 
 
@@ -98,7 +121,7 @@ def notebooks(lab, browser, request) -> NotebookBatch:
         marker = item.get_closest_marker("e2e_notebook")
         if marker is not None:
             wanted[marker.args[0]] = marker.kwargs.get("cells")
-    batch = NotebookBatch(browser, lab, wanted)
+    batch = NotebookBatch(browser, lab, wanted, request.config.stash[RUN_LOG])
     try:
         batch.start()
         yield batch

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from e2e_lab import NOTEBOOKS, ChatBox
+from chat_driver import ChatBox
+from lab_server import NOTEBOOKS
 
 CHATBOT = "notebooks/05_chatbot.ipynb"
 pytestmark = [

@@ -4,7 +4,8 @@ a figure and a library warning pass."""
 from __future__ import annotations
 
 import pytest
-from e2e_lab import ChatBox, RunReport, check_reply
+from chat_driver import ChatBox, check_reply
+from notebook_page import RunReport
 
 # A scratch notebook with three chats in front of stand-in sessions (no model needed): one that echoes, one whose
 # ask() raises (the widget shows an error line), one whose send handler raises uncaught (the page shows nothing).

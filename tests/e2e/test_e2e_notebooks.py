@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from e2e_lab import NOTEBOOKS
+from lab_server import NOTEBOOKS
 
 pytestmark = pytest.mark.e2e
 
