@@ -281,11 +281,11 @@ def _car_caption(state: dict) -> tuple[bool, str]:
 
 
 def _gpu_memory_left(device: str) -> tuple[bool, str]:
-    from mmlab.models import _free_memory
+    from mmlab.models import device_memory
 
     if device != "cuda":
         return False, f"no CUDA GPU (device {device}): hub mode's BLIP-2 needs one"
-    free = _free_memory(device) / 2**30
+    free = device_memory(device)[0] / 2**30
     return free >= MIN_FREE_GPU_GIB, f"{free:.1f} GiB free with both models loaded (want {MIN_FREE_GPU_GIB:.0f} GiB)"
 
 

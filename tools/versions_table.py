@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lowest_versions import ROOT, runtime_requirements  # noqa: E402
+from lowest_versions import ROOT, runtime_requirements
 
 OUT = ROOT / "docs" / "versions.md"
 ENVIRONMENTS = {"newest (`./workbook test`)": ROOT / ".venv", "lowest (`./workbook test-lowest`)": ROOT / ".venv-lowest"}
