@@ -1,5 +1,5 @@
 """Figures for the lessons: patch grids, similarity heatmaps with images on the axes, attention maps,
-embedding maps, preprocessed pixels, bar charts and loss curves.
+position-embedding similarity, attention masks, embedding maps, preprocessed pixels, bar charts and loss curves.
 
 Every function returns a `matplotlib.figure.Figure` with a title and labelled axes. A notebook shows
 it once, as the cell's value (or with `display(fig)`); a script saves it with `fig.savefig(path)`.
@@ -194,6 +194,52 @@ def attention_overlay(image, attn_map, *, title: str = "Attention over the image
     for ax in axes[panels:]:
         ax.set_visible(False)
     fig.colorbar(mesh, ax=axes[1:panels].tolist(), label="attention weight", shrink=0.8)
+    fig.suptitle(title)
+    return fig
+
+
+def position_similarity(position_embeddings, *, title: str) -> Figure:
+    """Cosine similarity of each patch's position embedding with every other's, one small map per patch
+    laid out on the patch grid (as in figure 7 of the ViT paper).
+
+    position_embeddings: (g * g, D), the patches' embeddings in reading order (class token left out).
+    """
+    pos = torch.as_tensor(_as_array(position_embeddings))
+    g = math.isqrt(pos.shape[0])
+    if pos.ndim != 2 or g * g != pos.shape[0]:
+        raise ValueError(f"position_embeddings must be (g * g, D) for a g x g patch grid, not {tuple(pos.shape)}; "
+                         "leave out the class token's row (position 0).")
+    unit = F.normalize(pos, dim=-1)
+    sim = (unit @ unit.T).reshape(g * g, g, g).numpy()  # (patch, row, column)
+    fig = _figure(0.9 * g + 1.2, 0.9 * g + 0.6)
+    axes = np.atleast_1d(fig.subplots(g, g)).reshape(-1)
+    for k, ax in enumerate(axes):
+        mesh = ax.imshow(sim[k], cmap="viridis", vmin=-1, vmax=1)
+        ax.set_title(f"{k // g},{k % g}", fontsize=7, pad=2)
+        ax.set(xticks=[], yticks=[])
+    fig.colorbar(mesh, ax=axes.tolist(), label="cosine similarity", shrink=0.8)
+    fig.supxlabel("input patch column (each map: its similarity with every patch)")
+    fig.supylabel("input patch row")
+    fig.suptitle(title)
+    return fig
+
+
+def attention_masks(masks: dict, token_labels: Sequence[str], *, title: str) -> Figure:
+    """Self-attention masks side by side: cell (i, j) is light where token i may attend to token j.
+
+    masks: panel title -> (T, T) boolean mask; token_labels: the T tokens, in order.
+    """
+    fig = _figure(3.2 * len(masks) + 0.4, 3.6)
+    axes = np.atleast_1d(fig.subplots(1, len(masks)))
+    for ax, (name, mask) in zip(axes, masks.items(), strict=True):
+        m = _as_array(mask)
+        if m.shape != (len(token_labels), len(token_labels)):
+            raise ValueError(f"mask {name!r} is {m.shape}, but there are {len(token_labels)} token labels.")
+        ax.imshow(m, cmap="gray", vmin=0, vmax=1)
+        ticks = range(len(token_labels))
+        ax.set_xticks(ticks, token_labels, rotation=90, fontsize=7)
+        ax.set_yticks(ticks, token_labels, fontsize=7)
+        ax.set(title=name, xlabel="may attend to (key)", ylabel="token (query)")
     fig.suptitle(title)
     return fig
 

@@ -126,3 +126,25 @@ def test_show_images_and_loss_curve():
     ax = data_axes(curve)[0]
     assert ax.get_xlabel() == "training step" and len(ax.lines) == 2
     assert_titled_and_labelled(curve)
+
+
+def test_position_similarity_has_one_titled_map_per_patch_and_rejects_a_class_token_row():
+    pos = torch.randn(9, 4)  # a 3 x 3 grid
+    fig = viz.position_similarity(pos, title="positions")
+    maps = data_axes(fig)
+    assert len(maps) == 9 and maps[4].get_title() == "1,1"
+    assert np.isclose(maps[4].images[0].get_array()[1, 1], 1.0)  # each patch is most like itself
+    assert_titled_and_labelled(fig)
+    with pytest.raises(ValueError, match="class token"):
+        viz.position_similarity(torch.randn(10, 4), title="with the class token")
+
+
+def test_attention_masks_draw_each_mask_with_its_tokens_and_check_sizes():
+    causal = torch.ones(3, 3).tril().bool()
+    fig = viz.attention_masks({"causal": causal, "full": torch.ones(3, 3)}, ["q", "a", "b"], title="masks")
+    first = data_axes(fig)[0]
+    assert first.get_title() == "causal" and [t.get_text() for t in first.get_xticklabels()] == ["q", "a", "b"]
+    assert np.array_equal(first.images[0].get_array(), causal.numpy())
+    assert_titled_and_labelled(fig)
+    with pytest.raises(ValueError, match="2 token labels"):
+        viz.attention_masks({"causal": causal}, ["q", "a"], title="wrong")
