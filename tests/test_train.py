@@ -21,9 +21,10 @@ def _falls(curve: list[float], k: int = 5, ratio: float = 0.9) -> bool:
 
 
 def test_a_short_clip_run_lowers_both_losses():
-    # At this tiny scale the contrastive loss can sit on its ln(batch) plateau for longer than 100 steps
-    # (seed 0 does, since greyscale images joined the batches); seed 1 leaves it within 100.
-    recipe = replace(ClipRecipe.short(), warmup_steps=30, contrastive_steps=100, contrastive_lr=1e-3, seed=1)
+    # At this tiny scale the contrastive loss sits on its ln(batch) plateau for a while; how long depends on the
+    # initialisation and the data stream. Measured with the per-stage streams (Intel AMX CPU, transformers 5.24,
+    # 2026-11-28): the mean of the last 10 steps is 2.09, from 2.79; at lr 2e-3 it stays on the plateau (2.77).
+    recipe = replace(ClipRecipe.short(), warmup_steps=30, contrastive_steps=150, contrastive_lr=1e-3, seed=0)
     _, _, curves = train_clip(recipe, progress=False)
     assert _falls(curves["warmup"])
     # contrastive loss starts at ln(batch) = ln 16 = 2.77 and stays there a while before it falls
