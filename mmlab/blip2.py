@@ -75,8 +75,26 @@ def prepare_inputs(model, processor, images: Sequence[Image.Image], prompts: Seq
 
 
 @torch.inference_mode()
-def generate_text(model, processor, images: Sequence[Image.Image], prompts: Sequence[str], **gen_kwargs) -> list[str]:
-    """Generate a continuation of each (image, prompt) pair; returns the new text only, stripped."""
+def generate_text(model, processor, images: Sequence[Image.Image], prompts: Sequence[str], *,
+                  batch_size: int | None = None, progress: bool = False, desc: str = "generating",
+                  **gen_kwargs) -> list[str]:
+    """Generate a continuation of each (image, prompt) pair; returns the new text only, stripped.
+
+    `batch_size` splits the pairs into batches (all at once by default), with a progress bar if `progress`.
+    """
+    if len(images) != len(prompts):
+        raise ValueError(f"Got {len(images)} images but {len(prompts)} prompts: give one prompt per image.")
+    size = batch_size or max(len(prompts), 1)
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    starts = range(0, len(prompts), size)
+    texts: list[str] = []
+    for start in tqdm(starts, desc=desc, unit="batch", disable=not progress or len(starts) < 2):
+        texts += _generate_batch(model, processor, images[start:start + size], prompts[start:start + size], gen_kwargs)
+    return texts
+
+
+def _generate_batch(model, processor, images: Sequence[Image.Image], prompts: Sequence[str], gen_kwargs: dict):
     inputs = prepare_inputs(model, processor, images, prompts)
     prompt_length = inputs["input_ids"].shape[1]  # (B, T): image placeholders + padding + prompt tokens
     new_tokens = gen_kwargs.get("max_new_tokens", model.generation_config.max_new_tokens) or 0
@@ -115,14 +133,8 @@ def caption(
         raise ValueError(f"Got {len(images)} images but {len(prompts)} prompts: give one prompt, or one per image.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    starts = range(0, len(images), batch_size)
-    captions: list[str] = []
-    for start in tqdm(starts, desc="captioning", unit="batch", disable=not progress or len(starts) < 2):
-        captions += generate_text(
-            model, processor, images[start : start + batch_size], prompts[start : start + batch_size],
-            max_new_tokens=max_new_tokens, do_sample=do_sample, **gen_kwargs,
-        )
-    return captions
+    return generate_text(model, processor, images, prompts, batch_size=batch_size, progress=progress,
+                         desc="captioning", max_new_tokens=max_new_tokens, do_sample=do_sample, **gen_kwargs)
 
 
 def answer(

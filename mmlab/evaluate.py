@@ -14,8 +14,20 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlab.blip2 import format_prompt, generate_text
-from mmlab.data.scenes import COLORS, SHAPES, SIZES, Scene, canonical_caption, questions, render_scene
+from mmlab.blip2 import clean_answer, format_prompt, generate_text
+from mmlab.data.scenes import (
+    COLORS,
+    QA,
+    SHAPES,
+    SIZES,
+    Scene,
+    absent_question,
+    as_typed,
+    canonical_caption,
+    follow_up,
+    questions,
+    render_scene,
+)
 from mmlab.data.scenes import scene_from_seed as _scene_from_seed
 from mmlab.embed import embed_images, embed_texts
 
@@ -77,16 +89,6 @@ def similarity_margin(model, processor, scenes: list[Scene], captions: list[str]
 # --- BLIP-2 ---------------------------------------------------------------------------------------
 
 
-def generate_texts(model, processor, images, prompts: list[str], max_new_tokens: int = 24,
-                   batch_size: int = 32) -> list[str]:
-    """Greedy generation for (image, prompt) pairs in batches; only the new text."""
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        out += generate_text(model, processor, images[start:start + batch_size], prompts[start:start + batch_size],
-                             max_new_tokens=max_new_tokens, do_sample=False)
-    return out
-
-
 _OBJECT = re.compile(rf"\b({'|'.join(SIZES)}) ({'|'.join(COLORS)}) ({'|'.join(SHAPES)})\b")
 
 
@@ -109,7 +111,8 @@ class CaptionReport:
 
 
 def caption_report(model, processor, scenes: list[Scene]) -> CaptionReport:
-    texts = generate_texts(model, processor, [render_scene(s) for s in scenes], [""] * len(scenes))
+    texts = generate_text(model, processor, [render_scene(s) for s in scenes], [""] * len(scenes), batch_size=32,
+                          max_new_tokens=24, do_sample=False)
     correct = total = 0
     exact = defaultdict(list)
     for scene, text in zip(scenes, texts):
@@ -124,24 +127,82 @@ def caption_report(model, processor, scenes: list[Scene]) -> CaptionReport:
     )
 
 
-def vqa_accuracy(model, processor, scenes: list[Scene], with_history: bool = False) -> dict[str, float]:
-    """Accuracy by question type; `with_history` asks each question after one earlier (true) turn."""
+def vqa_accuracy(model, processor, scenes: list[Scene], with_history: bool = False, templates: str = "canonical",
+                 typed: bool = False) -> dict[str, float]:
+    """Accuracy by question type about objects present, and "overall".
+
+    `with_history` asks each question after one earlier (true) turn; `templates` ("canonical", "train" or
+    "heldout", see `mmlab.data.scenes.questions`) and `typed` (as learners type, see `as_typed`) vary the phrasing.
+    """
     rng = random.Random(0)
-    images, prompts, truths, kinds = [], [], [], []
+    asked = []
     for scene in scenes:
-        qas = questions(scene, rng)
+        qas = questions(scene, rng, templates)
         for i, qa in enumerate(qas):
             history = [(qas[i - 1].question, qas[i - 1].answer)] if with_history and i > 0 else []
-            images.append(render_scene(scene))
-            prompts.append(format_prompt(qa.question, history))
-            truths.append(qa.answer)
-            kinds.append(qa.kind)
-    answers = generate_texts(model, processor, images, prompts, max_new_tokens=4)
+            asked.append((scene, _typed(qa, rng) if typed else qa, history))
+    return _score(model, processor, asked)
+
+
+def absent_accuracy(model, processor, scenes: list[Scene], templates: str = "train") -> float:
+    """How often a question about an object the scene lacks is answered "there is no ..." (naming it)."""
+    rng = random.Random(1)
+    return _score(model, processor, [(s, absent_question(s, rng, templates), []) for s in scenes])["overall"]
+
+
+def follow_up_accuracy(model, processor, scenes: list[Scene]) -> float:
+    """A colour, shape or position question, then one about the same object as "it" ("Where is it?")."""
+    rng = random.Random(2)
+    asked = []
+    for scene in scenes:
+        about = [qa for qa in questions(scene, rng) if qa.subject is not None and qa.kind != "yesno"]
+        if about:
+            first = rng.choice(about)
+            asked.append((scene, follow_up(first, rng), [(first.question, first.answer)]))
+    return _score(model, processor, asked)["overall"]
+
+
+def _typed(qa: QA, rng: random.Random) -> QA:
+    return QA(as_typed(qa.question, rng), qa.answer, qa.kind, qa.subject)
+
+
+def _score(model, processor, asked: list[tuple[Scene, QA, list[tuple[str, str]]]]) -> dict[str, float]:
+    """Accuracy by kind and overall: a one-word answer must be the first word, a longer one the whole answer."""
+    prompts = [format_prompt(qa.question, history) for _, qa, history in asked]
+    answers = generate_text(model, processor, [render_scene(s) for s, _, _ in asked], prompts, batch_size=32,
+                            max_new_tokens=8, do_sample=False)
     right = defaultdict(list)
-    for kind, truth, answer in zip(kinds, truths, answers):
-        first = answer.split(".")[0].strip().split(" ")[0] if answer else ""
-        right[kind].append(first == truth)
+    for (_, qa, _), answer in zip(asked, answers):
+        said = clean_answer(answer).split(".")[0].strip()
+        said = said if " " in qa.answer else said.split(" ")[0]
+        right[qa.kind].append(said == qa.answer)
+    report = {k: sum(v) / len(v) for k, v in sorted(right.items())}
+    report["overall"] = sum(sum(v) for v in right.values()) / max(sum(len(v) for v in right.values()), 1)
+    return report
+
+
+def prefix_accuracy(model, processor, scenes: list[Scene]) -> dict[str, float]:
+    """The language model alone, given each scene's true 13-word prefix instead of the image: accuracy by
+    question type (greedy: every answer token and the end must be the likeliest). The ceiling of the bridge."""
+    from mmlab.train.texts import encode_batch, prefix_ids, prefix_vocabulary
+
+    rng = random.Random(0)
+    asked = [(scene, qa) for scene in scenes for qa in questions(scene, rng)]
+    lm, tokenizer, q = model.language_model, processor.tokenizer, model.config.num_query_tokens
+    embed, word_ids = lm.get_input_embeddings(), prefix_vocabulary(tokenizer)
+    right = defaultdict(list)
+    with torch.inference_mode():
+        for start in range(0, len(asked), 64):
+            chunk = asked[start:start + 64]
+            texts = [[(format_prompt(qa.question), " " + qa.answer)] for _, qa in chunk]
+            ids, attention, labels = encode_batch(tokenizer, texts, q, model.config.image_token_index)
+            prefix = embed(prefix_ids(word_ids, [scene for scene, _ in chunk]))  # (B, Q, D)
+            embeds = torch.cat([prefix, embed(ids[:, q:])], dim=1)  # (B, T, D)
+            logits = lm(inputs_embeds=embeds, attention_mask=attention).logits[:, :-1]  # (B, T-1, V)
+            targets = labels[:, 1:]
+            ok = ((logits.argmax(-1) == targets) | (targets == -100)).all(dim=1)  # (B,)
+            for (_, qa), good in zip(chunk, ok.tolist()):
+                right[qa.kind].append(good)
     report = {k: sum(v) / len(v) for k, v in sorted(right.items())}
     report["overall"] = sum(sum(v) for v in right.values()) / sum(len(v) for v in right.values())
     return report
-

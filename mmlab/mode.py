@@ -69,7 +69,7 @@ def setup(mode: Mode | None = None, *, device: str | None = None, seed: int = 0,
 
     chosen_device, why_device = _choose_device(device)
     dtype = torch.float16 if chosen_device == "cuda" else torch.float32
-    _seed_everything(seed)
+    seed_everything(seed)
     _current = Setup(mode=chosen, reason=reason, device=chosen_device, dtype=dtype, seed=seed)
     print(_banner(_current, why_device))
     return _current
@@ -175,7 +175,8 @@ def _choose_device(device: str | None) -> tuple[str, str]:
     return "cpu", "no CUDA or MPS GPU found"
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (the lessons and the training recipes)."""
     import numpy as np
     import torch
 

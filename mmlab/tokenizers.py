@@ -39,8 +39,10 @@ def english_corpus() -> list[str]:
     return [text for text in pydoc_data.topics.topics.values()]
 
 
-def train_opt_style_tokenizer(extra_text: list[str], vocab_size: int = 4096) -> GPT2Tokenizer:
-    """Train a byte-level BPE like GPT-2's and wrap it with OPT's special tokens and `<image>`.
+def train_opt_style_tokenizer(extra_text: list[str], vocab_size: int = 4096, *, english: bool = True,
+                              min_frequency: int = 2) -> GPT2Tokenizer:
+    """Train a byte-level BPE like GPT-2's on `extra_text` (plus `english_corpus()` unless `english=False`) and
+    wrap it with OPT's special tokens and `<image>`.
 
     Like OPT's tokenizer it starts every text with `</s>` and pads with `<pad>`.
     """
@@ -48,7 +50,7 @@ def train_opt_style_tokenizer(extra_text: list[str], vocab_size: int = 4096) -> 
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        english_corpus() + extra_text, vocab_size=vocab_size, min_frequency=2,
+        (english_corpus() if english else []) + extra_text, vocab_size=vocab_size, min_frequency=min_frequency,
         special_tokens=list(OPT_SPECIAL_TOKENS), show_progress=False,
     )
     tokenizer = GPT2Tokenizer(

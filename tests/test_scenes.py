@@ -81,3 +81,55 @@ def test_a_colourless_caption_names_no_colour_and_draws_the_same_random_numbers(
         sw.caption(scene, plain)
         assert not set(text.replace(",", "").split()) & set(sw.COLORS), text
     assert plain.random() == colourless.random()
+
+
+def test_held_out_question_templates_are_never_training_templates():
+    for kind, held_out in sw.HELD_OUT_TEMPLATES.items():
+        assert not set(held_out) & set(sw.QUESTION_TEMPLATES[kind])
+    rng = random.Random(0)
+    for seed in range(50):
+        for qa in sw.questions(sw.scene_from_seed(seed), rng, templates="heldout"):
+            skeletons = [t.split("{")[0] for t in sw.HELD_OUT_TEMPLATES[qa.kind]]
+            assert any(qa.question.startswith(s) for s in skeletons), qa
+
+
+def test_questions_about_absent_objects_are_answered_as_absent():
+    rng = random.Random(2)
+    for seed in range(200):
+        scene = sw.scene_from_seed(seed)
+        qa = sw.absent_question(scene, rng)
+        assert qa.kind == "absent" and qa.answer.startswith("there is no ")
+        named = qa.answer.removeprefix("there is no ").split()
+        if len(named) == 2 and named[1] in sw.SHAPES:  # "there is no red square"
+            assert (named[0], named[1]) not in {(o.color, o.shape) for o in scene.objects}
+        elif named[-1] == "object":  # "there is no red object"
+            assert named[0] not in {o.color for o in scene.objects}
+        else:  # "there is no square"
+            assert named[0] not in {o.shape for o in scene.objects}
+
+
+def test_a_follow_up_asks_about_the_previous_turns_object():
+    rng = random.Random(3)
+    asked = 0
+    for seed in range(100):
+        for qa in sw.questions(sw.scene_from_seed(seed), rng):
+            later = sw.follow_up(qa, rng)
+            if qa.subject is None:
+                assert later is None
+                continue
+            asked += 1
+            assert " it" in later.question.lower() or "its" in later.question.lower()
+            o = qa.subject
+            assert later.answer == {"color": o.color, "shape": o.shape, "position": o.position, "size": o.size}[later.kind]
+            assert later.kind != qa.kind
+    assert asked > 100
+
+
+def test_questions_as_learners_type_them_keep_their_words():
+    rng = random.Random(4)
+    typed = {sw.as_typed("What is the color of the circle?", rng) for _ in range(200)}
+    assert {"what is the color of the circle", "What's the colour of the circle?"} <= typed
+    assert any(t.isupper() for t in typed)
+    for t in typed:
+        words = t.lower().replace("what's", "what is").replace("colour", "color").rstrip("?").split()
+        assert words == ["what", "is", "the", "color", "of", "the", "circle"]

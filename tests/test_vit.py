@@ -101,8 +101,10 @@ def test_rollout_of_pure_self_attention_is_identity():
 
 
 def test_short_training_run_lowers_the_loss():
-    result = vit.train_tiny_vit(vit.TinyTrainConfig(task="color", steps=60, batch_size=32, num_train=256,
-                                                    num_eval=64, image_size=48, patch_size=6))
+    from mmlab.train.tiny_vit import TinyTrainConfig, train_tiny_vit
+
+    result = train_tiny_vit(TinyTrainConfig(task="color", steps=60, batch_size=32, num_train=256,
+                                            num_eval=64, image_size=48, patch_size=6))
     assert len(result.losses) == 60
     first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
     assert last < 0.5 * first, result.losses

@@ -34,6 +34,7 @@ POSITIONS = ("left", "middle", "right")
 BACKGROUNDS = {"white": (246, 246, 246), "grey": (212, 212, 212), "beige": (238, 226, 204)}
 NUMBERS = ("zero", "one", "two", "three")
 IMAGE_SIZE = 224
+MAX_OBJECTS = len(POSITIONS)  # one object per third at most
 
 # Attribute combinations never drawn in the training split: the "held-out combos" test.
 HELD_OUT_COMBOS = frozenset({("purple", "triangle"), ("yellow", "square"), ("green", "circle")})
@@ -76,7 +77,7 @@ def sample_scene(
     *,
     n_objects: int | None = None,
     split: str = "train",
-    max_objects: int = 3,
+    max_objects: int = MAX_OBJECTS,
 ) -> Scene:
     """Draw a random scene. `split="train"` never uses HELD_OUT_COMBOS; "heldout" uses at least one."""
     n = n_objects or rng.randint(1, max_objects)
@@ -179,40 +180,136 @@ def caption(scene: Scene, rng: random.Random, *, with_color: bool = True) -> str
     return template.format(body=body, count=NUMBERS[scene.count])
 
 
+# Question templates by kind. The held-out ones are never trained on: they measure whether the model
+# understands questions phrased in a way it has not seen. {shape}/{color} name the object asked about.
+QUESTION_TEMPLATES = {
+    "count": ("How many objects are there?", "How many shapes are there?", "How many objects do you see?",
+              "How many things are in the picture?", "What is the number of objects?", "Count the objects."),
+    "color": ("What color is the {shape}?", "What is the color of the {shape}?", "Which color is the {shape}?",
+              "What color does the {shape} have?", "Tell me the color of the {shape}.", "The {shape} is what color?"),
+    "shape": ("What shape is the {color} object?", "What is the shape of the {color} object?",
+              "Which shape is {color}?", "What is the {color} shape?", "What kind of shape is the {color} one?",
+              "What is the {color} thing?"),
+    "position": ("Where is the {color} {shape}?", "Where is the {color} {shape} located?",
+                 "In which part of the image is the {color} {shape}?", "Where can I find the {color} {shape}?",
+                 "On which side is the {color} {shape}?", "Where do I see the {color} {shape}?"),
+    "yesno": ("Is there a {color} {shape}?", "Is there any {color} {shape}?", "Do you see a {color} {shape}?",
+              "Can you see a {color} {shape}?", "Does the picture show a {color} {shape}?",
+              "Is a {color} {shape} in the picture?"),
+}
+HELD_OUT_TEMPLATES = {
+    "count": ("How many shapes can you count?", "How many objects does the image contain?"),
+    "color": ("Can you tell me the color of the {shape}?", "What color has the {shape}?"),
+    "shape": ("Which shape has the color {color}?", "The {color} object is which shape?"),
+    "position": ("Where exactly is the {color} {shape}?", "Tell me where the {color} {shape} is."),
+    "yesno": ("Is there a {color} {shape} in the image?", "Do I see a {color} {shape} here?"),
+}
+# Follow-up questions about the object the previous turn was about ("it").
+FOLLOW_UP_TEMPLATES = {
+    "color": ("What color is it?", "And its color?", "Which color is it?"),
+    "shape": ("What shape is it?", "And its shape?", "Which shape is it?"),
+    "position": ("Where is it?", "And where is it?", "Where is it located?"),
+    "size": ("What size is it?", "Is it big or small?", "How big is it?"),
+}
+
+
 @dataclass(frozen=True)
 class QA:
     question: str
     answer: str
-    kind: str  # "color", "shape", "count", "position" or "yesno"
+    kind: str  # "count", "color", "shape", "position", "yesno", "absent" or "size"
+    subject: SceneObject | None = None  # the object asked about: what "it" means in a follow-up
 
 
-def questions(scene: Scene, rng: random.Random) -> list[QA]:
-    """Every question type that has exactly one correct answer in this scene (one of each at most)."""
-    out = [QA("How many objects are there?", NUMBERS[scene.count], "count")]
+def questions(scene: Scene, rng: random.Random, templates: str = "canonical") -> list[QA]:
+    """One question of each type that has exactly one correct answer in this scene, about objects present.
+
+    `templates`: "canonical" (the first of each kind, "What color is the triangle?"), "train" (any training
+    template) or "heldout" (templates never trained on).
+    """
+    def ask(kind: str, **slots) -> str:
+        options = HELD_OUT_TEMPLATES[kind] if templates == "heldout" else QUESTION_TEMPLATES[kind]
+        return (options[0] if templates == "canonical" else rng.choice(options)).format(**slots)
+
+    out = [QA(ask("count"), NUMBERS[scene.count], "count")]
     shapes = [o.shape for o in scene.objects]
     colors = [o.color for o in scene.objects]
     unique_shape = [o for o in scene.objects if shapes.count(o.shape) == 1]
     unique_color = [o for o in scene.objects if colors.count(o.color) == 1]
     if unique_shape:
         o = rng.choice(unique_shape)
-        out.append(QA(f"What color is the {o.shape}?", o.color, "color"))
+        out.append(QA(ask("color", shape=o.shape), o.color, "color", o))
     if unique_color:
         o = rng.choice(unique_color)
-        out.append(QA(f"What shape is the {o.color} object?", o.shape, "shape"))
+        out.append(QA(ask("shape", color=o.color), o.shape, "shape", o))
     pairs = [(o.color, o.shape) for o in scene.objects]
     unique_both = [o for o in scene.objects if pairs.count((o.color, o.shape)) == 1]
     if unique_both:
         o = rng.choice(unique_both)
-        out.append(QA(f"Where is the {o.color} {o.shape}?", o.position, "position"))
+        out.append(QA(ask("position", color=o.color, shape=o.shape), o.position, "position", o))
     if rng.random() < 0.5:
         o = rng.choice(scene.objects)
-        out.append(QA(f"Is there a {o.color} {o.shape}?", "yes", "yesno"))
+        out.append(QA(ask("yesno", color=o.color, shape=o.shape), "yes", "yesno", o))
     else:
-        present = {(o.color, o.shape) for o in scene.objects}
-        absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
-        c, s = rng.choice(absent)
-        out.append(QA(f"Is there a {c} {s}?", "no", "yesno"))
+        c, s = rng.choice(absent_pairs(scene))
+        out.append(QA(ask("yesno", color=c, shape=s), "no", "yesno"))
     return out
+
+
+def absent_pairs(scene: Scene) -> list[tuple[str, str]]:
+    """Every (colour, shape) that no object of the scene has."""
+    present = {(o.color, o.shape) for o in scene.objects}
+    return [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
+
+
+def absent_question(scene: Scene, rng: random.Random, templates: str = "train") -> QA:
+    """A colour, shape or position question about an object the scene does not have; the answer says so."""
+    absent_shapes = [s for s in SHAPES if s not in {o.shape for o in scene.objects}]
+    absent_colors = [c for c in COLORS if c not in {o.color for o in scene.objects}]
+    kinds = ["shape", "position"] + (["color"] if absent_shapes else [])
+    kind = rng.choice(kinds)
+    options = HELD_OUT_TEMPLATES[kind] if templates == "heldout" else QUESTION_TEMPLATES[kind]
+    template = options[0] if templates == "canonical" else rng.choice(options)
+    if kind == "color":
+        shape = rng.choice(absent_shapes)
+        return QA(template.format(shape=shape), f"there is no {shape}", "absent")
+    if kind == "shape":
+        color = rng.choice(absent_colors)
+        return QA(template.format(color=color), f"there is no {color} object", "absent")
+    color, shape = rng.choice(absent_pairs(scene))
+    return QA(template.format(color=color, shape=shape), f"there is no {color} {shape}", "absent")
+
+
+def follow_up(previous: QA, rng: random.Random) -> QA | None:
+    """A question about the object of the `previous` turn, referred to as "it" (None if it had no object)."""
+    o = previous.subject
+    if o is None:
+        return None
+    kind = rng.choice([k for k in FOLLOW_UP_TEMPLATES if k != previous.kind])
+    answer = {"color": o.color, "shape": o.shape, "position": o.position, "size": o.size}[kind]
+    return QA(rng.choice(FOLLOW_UP_TEMPLATES[kind]), answer, kind, o)
+
+
+def as_typed(question: str, rng: random.Random) -> str:
+    """The question as a learner might type it: British or American spelling, contractions, any case, with or
+    without the final punctuation."""
+    if rng.random() < 0.3:
+        question = question.replace("color", "colour")
+    if rng.random() < 0.3:
+        question = question.replace("What is", "What's").replace("Where is", "Where's")
+    style = rng.random()
+    if style < 0.3:
+        question = question.lower()
+    elif style < 0.36:
+        question = question.upper()
+    elif style < 0.42:
+        question = question.title()
+    ending = rng.random()
+    if ending < 0.3:
+        question = question.rstrip("?.!")
+    elif ending < 0.36:
+        question = question.rstrip("?.!") + "??"
+    return question
 
 
 def vocabulary_sentences() -> list[str]:

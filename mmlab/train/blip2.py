@@ -14,8 +14,9 @@
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,173 +27,110 @@ from transformers import (
     Blip2ForConditionalGeneration,
     Blip2Processor,
     BlipImageProcessor,
-    GPT2Tokenizer,
     OPTForCausalLM,
 )
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from mmlab.blip2 import format_prompt
-from mmlab.data.scenes import (
-    COLORS,
-    NUMBERS,
-    POSITIONS,
-    SHAPES,
-    SIZES,
-    Scene,
-    canonical_caption,
-    questions,
-    sample_scene,
-    vocabulary_sentences,
+from mmlab.data.scenes import IMAGE_SIZE, MAX_OBJECTS, PATCH, sample_scene
+from mmlab.mode import seed_everything
+from mmlab.tokenizers import IMAGE_TOKEN
+from mmlab.train.checkpoint import save_checkpoint
+from mmlab.train.common import Schedule, scene_batch, set_lr, stage_rng
+from mmlab.train.texts import (
+    TextMix,
+    build_tokenizer,
+    encode_batch,
+    prefix_ids,
+    prefix_vocabulary,
+    training_text,
 )
-from mmlab.tokenizers import IMAGE_TOKEN, train_opt_style_tokenizer
-from mmlab.train.common import (
-    CLIP_MEAN,
-    CLIP_STD,
-    MAX_OBJECTS,
-    Schedule,
-    save_checkpoint,
-    scene_batch,
-    seed_everything,
-    set_lr,
-    warm_up_vision,
-)
-
-NUM_QUERY_TOKENS = 1 + 4 * MAX_OBJECTS  # count, then size, colour, shape and position of each object slot
+from mmlab.train.warmup import WarmUp, warm_up_vision
 
 
 @dataclass
 class Blip2Recipe:
     seed: int = 0
+    image_size: int = IMAGE_SIZE
+    patch_size: int = PATCH
     vision_width: int = 128
     vision_layers: int = 4
+    vision_heads: int = 4
     qformer_width: int = 128
     qformer_layers: int = 3
+    qformer_heads: int = 4
     lm_width: int = 192
     lm_layers: int = 4
+    lm_heads: int = 4
     lm_context: int = 256  # tokens, image queries included
+    num_query_tokens: int = 1 + 4 * MAX_OBJECTS  # one per prefix word: the count, then 4 words per third
     vocab_size: int = 4096
+    tokenizer_scenes: int = 6000  # scenes whose training texts the tokenizer learns from
     vision_steps: int = 300  # adapting the CLIP vision tower it starts from (see copy_clip_vision)
     vision_lr: float = 3e-4
     position_scale: float = 2.0  # see strengthen_positions
-    lm_steps: int = 400
+    lm_steps: int = 1000
     lm_lr: float = 1e-3
-    prefix_noise: float = 0.7  # noise std relative to the prefix embeddings' std
-    bridge_steps: int = 800  # the bridge's metrics stop improving after about 400 steps
+    prefix_noise: float = 0.5  # noise std relative to the prefix embeddings' std
+    loss_per_text: bool = True  # each text counts alike, however many tokens (see answer_loss)
+    texts: TextMix = field(default_factory=TextMix)
+    bridge_steps: int = 500  # its metrics stopped improving after about 400 of 800 steps
     bridge_lr: float = 1e-3
     align_weight: float = 1.0
     word_choice_weight: float = 1.0  # see word_choice_loss
     query_init_std: float = 0.02  # transformers starts the queries at zero: all alike, they stay alike
     qformer_dropout: float = 0.0
+    weight_decay: float = 0.01
     batch: int = 64
 
     @classmethod
     def short(cls) -> Blip2Recipe:
-        return cls(vision_steps=4, lm_steps=6, bridge_steps=6, batch=16)
+        return cls(vision_steps=4, lm_steps=6, bridge_steps=6, batch=16, tokenizer_scenes=200)
 
 
-def build_tokenizer(recipe: Blip2Recipe) -> GPT2Tokenizer:
-    rng = random.Random(recipe.seed)
-    scene_text = []
-    for _ in range(2000):
-        scene = sample_scene(rng)
-        scene_text.append(canonical_caption(scene))
-        scene_text += [f"{format_prompt(q.question)} {q.answer}." for q in questions(scene, rng)]
-    return train_opt_style_tokenizer(scene_text + vocabulary_sentences(), vocab_size=recipe.vocab_size)
-
-
-def build_blip2(recipe: Blip2Recipe) -> tuple[Blip2ForConditionalGeneration, Blip2Processor]:
-    tokenizer = build_tokenizer(recipe)
+def build_blip2(recipe: Blip2Recipe, tokenizer) -> tuple[Blip2ForConditionalGeneration, Blip2Processor]:
+    """A randomly initialized BLIP-2 (CLIP-like vision tower, Q-Former, OPT) and its processor, for `tokenizer`
+    (an OPT-style tokenizer: `build_tokenizer` makes the recipe's own)."""
+    image_processor = BlipImageProcessor(
+        size={"height": recipe.image_size, "width": recipe.image_size},
+        image_mean=list(OPENAI_CLIP_MEAN), image_std=list(OPENAI_CLIP_STD),
+    )
+    processor = Blip2Processor(image_processor, tokenizer, num_query_tokens=recipe.num_query_tokens)
+    tokenizer = processor.tokenizer  # with <image> added if it lacked it
     vocab = len(tokenizer)
     config = Blip2Config(
-        vision_config=dict(
-            hidden_size=recipe.vision_width, intermediate_size=4 * recipe.vision_width,
-            num_hidden_layers=recipe.vision_layers, num_attention_heads=4, image_size=224, patch_size=32,
-            hidden_act="quick_gelu", layer_norm_eps=1e-5,  # as CLIP's vision tower, which it starts from
-        ),
-        qformer_config=dict(
-            hidden_size=recipe.qformer_width, intermediate_size=4 * recipe.qformer_width,
-            num_hidden_layers=recipe.qformer_layers, num_attention_heads=4,
-            encoder_hidden_size=recipe.vision_width, cross_attention_frequency=1,
-            hidden_dropout_prob=recipe.qformer_dropout, attention_probs_dropout_prob=recipe.qformer_dropout,
-        ),
-        text_config=dict(
-            model_type="opt", vocab_size=vocab + (-vocab) % 8, hidden_size=recipe.lm_width,
-            word_embed_proj_dim=recipe.lm_width, ffn_dim=4 * recipe.lm_width,
-            num_hidden_layers=recipe.lm_layers, num_attention_heads=4,
-            max_position_embeddings=recipe.lm_context, dropout=0.0, attention_dropout=0.0,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        ),
-        num_query_tokens=NUM_QUERY_TOKENS,
+        vision_config={
+            "hidden_size": recipe.vision_width, "intermediate_size": 4 * recipe.vision_width,
+            "num_hidden_layers": recipe.vision_layers, "num_attention_heads": recipe.vision_heads,
+            "image_size": recipe.image_size, "patch_size": recipe.patch_size,
+            "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,  # as CLIP's vision tower, which it starts from
+        },
+        qformer_config={
+            "hidden_size": recipe.qformer_width, "intermediate_size": 4 * recipe.qformer_width,
+            "num_hidden_layers": recipe.qformer_layers, "num_attention_heads": recipe.qformer_heads,
+            "encoder_hidden_size": recipe.vision_width, "cross_attention_frequency": 1,
+            "hidden_dropout_prob": recipe.qformer_dropout, "attention_probs_dropout_prob": recipe.qformer_dropout,
+        },
+        text_config={
+            "model_type": "opt", "vocab_size": vocab + (-vocab) % 8, "hidden_size": recipe.lm_width,
+            "word_embed_proj_dim": recipe.lm_width, "ffn_dim": 4 * recipe.lm_width,
+            "num_hidden_layers": recipe.lm_layers, "num_attention_heads": recipe.lm_heads,
+            "max_position_embeddings": recipe.lm_context, "dropout": 0.0, "attention_dropout": 0.0,
+            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        num_query_tokens=recipe.num_query_tokens,
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
     )
     torch.manual_seed(recipe.seed)
     model = Blip2ForConditionalGeneration(config)
     with torch.no_grad():
         model.query_tokens.normal_(0.0, recipe.query_init_std)
-    image_processor = BlipImageProcessor(
-        size={"height": 224, "width": 224}, image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)
-    )
-    processor = Blip2Processor(image_processor, tokenizer, num_query_tokens=NUM_QUERY_TOKENS)
     return model, processor
 
 
-# --- texts ----------------------------------------------------------------------------------------
-
-
-def prefix_words(scene: Scene) -> list[str]:
-    """The 13 words that spell a scene: the count, then size, colour, shape and position of the object in
-    the left, the middle and the right third ("none" x 4 for an empty third).
-
-    Slots by region, not by rank: the query for "the left third" can learn to look there, whereas "the
-    second object from the left" would make each query first find and count all the objects.
-    """
-    words = [NUMBERS[scene.count]]
-    for third in POSITIONS:
-        o = next((o for o in scene.objects if o.position == third), None)
-        words += [o.size, o.color, o.shape, o.position] if o else ["none"] * 4
-    return words
-
-
-def training_text(scene: Scene, rng: random.Random) -> tuple[str, str]:
-    """A (prompt, target) pair: a caption, a question, or a question after earlier turns."""
-    kind = rng.random()
-    if kind < 0.35:
-        return "", canonical_caption(scene)
-    qas = questions(scene, rng)
-    rng.shuffle(qas)
-    history = [(q.question, q.answer) for q in qas[: rng.randint(0, 2)]] if kind > 0.75 else []
-    last = qas[len(history)] if len(history) < len(qas) else qas[-1]
-    return format_prompt(last.question, history), " " + last.answer
-
-
-def encode_batch(tokenizer, pairs: list[tuple[str, str]], num_queries: int, image_token_id: int):
-    """Token ids [image x Q][</s> prompt][target </s>], right-padded, with labels on the target only."""
-    rows, labels = [], []
-    for prompt, target in pairs:
-        prompt_ids = tokenizer(prompt).input_ids  # starts with </s>, OPT's BOS
-        target_ids = tokenizer(target, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-        rows.append([image_token_id] * num_queries + prompt_ids + target_ids)
-        labels.append([-100] * (num_queries + len(prompt_ids)) + target_ids)
-    width = max(map(len, rows))
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    label_ids = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
-    attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    return input_ids, attention, label_ids
-
-
-def prefix_ids(word_ids: dict[str, int], scenes: list[Scene]) -> torch.Tensor:
-    """(B, Q) token ids of each scene's prefix words; `word_ids` from `prefix_vocabulary`."""
-    return torch.tensor([[word_ids[w] for w in prefix_words(s)] for s in scenes])
-
-
-def prefix_vocabulary(tokenizer) -> dict[str, int]:
-    """The token id of every word a prefix can hold (each is one token, with its leading space)."""
-    words = {*NUMBERS, *SIZES, *COLORS, *SHAPES, *POSITIONS, "none"}
-    ids = {w: tokenizer(" " + w, add_special_tokens=False).input_ids for w in words}
-    if any(len(i) != 1 for i in ids.values()):
-        raise ValueError(f"every prefix word must be one token for this tokenizer: {ids}")
-    return {w: i[0] for w, i in ids.items()}
+def recipe_tokenizer(recipe: Blip2Recipe):
+    """The recipe's own tokenizer (trained on English prose and the recipe's texts)."""
+    return build_tokenizer(recipe.seed, recipe.vocab_size, recipe.tokenizer_scenes, recipe.texts)
 
 
 def copy_clip_vision(blip_vision: nn.Module, clip_vision: nn.Module) -> None:
@@ -247,40 +185,49 @@ def word_choice_loss(soft: torch.Tensor, words: torch.Tensor, candidates: torch.
     return nn.functional.cross_entropy(logits.flatten(0, 1), words.flatten())
 
 
-def answer_loss(lm: OPTForCausalLM, embeds: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def answer_loss(lm: OPTForCausalLM, embeds: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor,
+                per_text: bool = True) -> torch.Tensor:
     """The causal-LM loss of `lm(inputs_embeds=..., labels=...)`, with logits computed only where a label is.
 
     The vocabulary head over every position would cost most of a training step; answers are a few tokens.
+    `per_text`: average each text's tokens first, then the texts, so a one-word answer counts as much as a
+    fifteen-token caption (averaged over all tokens, captions would take most of the gradient).
     """
     hidden = lm.model.decoder(inputs_embeds=embeds, attention_mask=attention).last_hidden_state  # (B, T, D)
     targets = labels[:, 1:]  # position t predicts token t + 1
-    keep = targets != -100
+    keep = targets != -100  # (B, T - 1)
     logits = lm.lm_head(hidden[:, :-1][keep])  # (K, V) for the K labelled tokens
-    return nn.functional.cross_entropy(logits, targets[keep])
+    if not per_text:
+        return nn.functional.cross_entropy(logits, targets[keep])
+    token_losses = nn.functional.cross_entropy(logits, targets[keep], reduction="none")  # (K,)
+    rows = keep.nonzero()[:, 0]  # the text each labelled token belongs to
+    per_row = torch.zeros(len(keep), dtype=token_losses.dtype).index_add(0, rows, token_losses)  # (B,)
+    return (per_row / keep.sum(dim=1).clamp(min=1)).mean()
 
 
 # --- stages ---------------------------------------------------------------------------------------
 
 
-def pretrain_language_model(lm: OPTForCausalLM, tokenizer, recipe: Blip2Recipe, rng: random.Random,
-                            image_token_id: int, progress: bool) -> list[float]:
+def pretrain_language_model(lm: OPTForCausalLM, tokenizer, recipe: Blip2Recipe, image_token_id: int,
+                            progress: bool = True) -> list[float]:
     """Text-only pretraining, each text behind a noisy prefix of its scene's words."""
-    optimizer = torch.optim.AdamW(lm.parameters(), lr=recipe.lm_lr, weight_decay=0.01)
+    rng = stage_rng(recipe.seed, "language")
+    optimizer = torch.optim.AdamW(lm.parameters(), lr=recipe.lm_lr, weight_decay=recipe.weight_decay)
     schedule = Schedule(recipe.lm_lr, recipe.lm_steps)
     embed = lm.get_input_embeddings()
     word_ids = prefix_vocabulary(tokenizer)
+    q = recipe.num_query_tokens
     losses = []
     bar = tqdm(range(recipe.lm_steps), desc="OPT text pretraining", disable=not progress)
     for step in bar:
         set_lr(optimizer, schedule(step))
         scenes = [sample_scene(rng) for _ in range(recipe.batch)]
-        pairs = [training_text(s, rng) for s in scenes]
-        input_ids, attention, labels = encode_batch(tokenizer, pairs, NUM_QUERY_TOKENS, image_token_id)
-        embeds = embed(input_ids.masked_fill(input_ids == image_token_id, 0))  # (B, T, D)
+        texts = [training_text(s, rng, recipe.texts) for s in scenes]
+        input_ids, attention, labels = encode_batch(tokenizer, texts, q, image_token_id)
+        embeds = embed(input_ids[:, q:])  # (B, T - Q, D) the text after the image placeholders
         prefix = embed(prefix_ids(word_ids, scenes))  # (B, Q, D)
         prefix = prefix + torch.randn_like(prefix) * recipe.prefix_noise * prefix.detach().std()
-        embeds = torch.cat([prefix, embeds[:, NUM_QUERY_TOKENS:]], dim=1)
-        loss = answer_loss(lm, embeds, attention, labels)
+        loss = answer_loss(lm, torch.cat([prefix, embeds], dim=1), attention, labels, recipe.loss_per_text)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -298,45 +245,57 @@ def project_queries(model: Blip2ForConditionalGeneration, pixels: torch.Tensor) 
     return model.language_projection(out)  # (B, Q, D_lm)
 
 
+@contextmanager
+def train_only(model: nn.Module, trainable: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Freeze every parameter of `model` but `trainable`; on leaving (even by an exception) restore the flags
+    it found."""
+    found = [(p, p.requires_grad) for p in model.parameters()]
+    keep = {id(p) for p in trainable}
+    try:
+        for p, _ in found:
+            p.requires_grad_(id(p) in keep)
+        yield
+    finally:
+        for p, flag in found:
+            p.requires_grad_(flag)
+
+
 def bridge(model: Blip2ForConditionalGeneration, processor: Blip2Processor, recipe: Blip2Recipe,
-           rng: random.Random, progress: bool) -> list[float]:
+           progress: bool = True) -> list[float]:
     """Train only the Q-Former, the queries and the projection between a frozen ViT and a frozen LM."""
+    rng = stage_rng(recipe.seed, "bridge")
     trainable = [model.query_tokens, *model.qformer.parameters(), *model.language_projection.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in trainable:
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(trainable, lr=recipe.bridge_lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(trainable, lr=recipe.bridge_lr, weight_decay=recipe.weight_decay)
     schedule = Schedule(recipe.bridge_lr, recipe.bridge_steps)
     tokenizer, image_id = processor.tokenizer, model.config.image_token_index
+    q = recipe.num_query_tokens
     embed = model.language_model.get_input_embeddings()
     word_ids = prefix_vocabulary(tokenizer)
     vocabulary = torch.tensor(sorted(word_ids.values()))  # (V,) the words a prefix can hold
     losses = []
-    bar = tqdm(range(recipe.bridge_steps), desc="BLIP-2 bridging (Q-Former)", disable=not progress)
-    for step in bar:
-        set_lr(optimizer, schedule(step))
-        scenes, pixels = scene_batch(rng, recipe.batch)
-        pairs = [training_text(s, rng) for s in scenes]
-        input_ids, attention, labels = encode_batch(tokenizer, pairs, NUM_QUERY_TOKENS, image_id)
-        soft = project_queries(model, pixels)  # (B, Q, D)
-        with torch.no_grad():
-            prefix = prefix_ids(word_ids, scenes)  # (B, Q)
-            words = embed(prefix)  # (B, Q, D) the prefix the LM learned to read
-            text = embed(input_ids[:, NUM_QUERY_TOKENS:])
-        lm_loss = answer_loss(model.language_model, torch.cat([soft, text], dim=1), attention, labels)
-        align = nn.functional.mse_loss(soft, words) / words.pow(2).mean()
-        loss = lm_loss + recipe.align_weight * align
-        if recipe.word_choice_weight:
-            choice = word_choice_loss(soft, torch.bucketize(prefix, vocabulary), embed(vocabulary).detach())
-            loss = loss + recipe.word_choice_weight * choice
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(lm_loss.item())
-        bar.set_postfix(lm_loss=f"{lm_loss.item():.3f}", align=f"{align.item():.3f}")
-    for p in model.parameters():
-        p.requires_grad_(True)
+    with train_only(model, trainable):
+        for step in (bar := tqdm(range(recipe.bridge_steps), desc="BLIP-2 bridging (Q-Former)", disable=not progress)):
+            set_lr(optimizer, schedule(step))
+            scenes, pixels = scene_batch(rng, recipe.batch)
+            texts = [training_text(s, rng, recipe.texts) for s in scenes]
+            input_ids, attention, labels = encode_batch(tokenizer, texts, q, image_id)
+            soft = project_queries(model, pixels)  # (B, Q, D)
+            with torch.no_grad():
+                prefix = prefix_ids(word_ids, scenes)  # (B, Q)
+                words = embed(prefix)  # (B, Q, D) the prefix the LM learned to read
+                text = embed(input_ids[:, q:])
+            lm_loss = answer_loss(model.language_model, torch.cat([soft, text], dim=1), attention, labels,
+                                  recipe.loss_per_text)
+            align = nn.functional.mse_loss(soft, words) / words.pow(2).mean()
+            loss = lm_loss + recipe.align_weight * align
+            if recipe.word_choice_weight:
+                choice = word_choice_loss(soft, torch.bucketize(prefix, vocabulary), embed(vocabulary).detach())
+                loss = loss + recipe.word_choice_weight * choice
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(lm_loss.item())
+            bar.set_postfix(lm_loss=f"{lm_loss.item():.3f}", align=f"{align.item():.3f}")
     return losses
 
 
@@ -345,23 +304,23 @@ def train_blip2(recipe: Blip2Recipe, clip_vision: nn.Module, out: Path | None = 
 
     Saves to `out` when given. Returns the model, processor and loss curves.
     """
+    if recipe.num_query_tokens != 1 + 4 * MAX_OBJECTS:
+        raise ValueError(f"The recipe trains one query per prefix word: num_query_tokens must be "
+                         f"{1 + 4 * MAX_OBJECTS}, got {recipe.num_query_tokens}.")
     seed_everything(recipe.seed)
-    rng = random.Random(recipe.seed)
-    model, processor = build_blip2(recipe)
+    model, processor = build_blip2(recipe, recipe_tokenizer(recipe))
     model.train()
     copy_clip_vision(model.vision_model, clip_vision)
+    rng = stage_rng(recipe.seed, "vision")
     strengthen_positions(model.vision_model, scene_batch(rng, 16)[1], recipe.position_scale)
-    image_id = model.config.image_token_index
+    adaptation = WarmUp(recipe.vision_steps, recipe.batch, recipe.vision_lr, seed_filters=False,
+                        weight_decay=recipe.weight_decay)
     curves = {
-        "vision": warm_up_vision(
-            model.vision_model, recipe.vision_width, recipe.vision_steps, recipe.batch, recipe.vision_lr, rng,
-            "BLIP-2 vision adaptation", progress, seed_filters=False,
-        ),
-        "language": pretrain_language_model(
-            model.language_model, processor.tokenizer, recipe, rng, image_id, progress
-        ),
+        "vision": warm_up_vision(model.vision_model, adaptation, rng, "BLIP-2 vision adaptation", progress),
+        "language": pretrain_language_model(model.language_model, processor.tokenizer, recipe,
+                                            model.config.image_token_index, progress),
     }
-    curves["bridge"] = bridge(model, processor, recipe, rng, progress)
+    curves["bridge"] = bridge(model, processor, recipe, progress)
     model.eval()
     if out is not None:
         save_checkpoint(model, processor, out)

@@ -15,21 +15,19 @@ import torch
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-from mmlab.data.scenes import HELD_OUT_COMBOS, SHAPES, Scene, caption, sample_scene
-from mmlab.tokenizers import clip_tokenizer
-from mmlab.train.common import (
-    Schedule,
-    render_maybe_grey,
-    save_checkpoint,
-    seed_everything,
-    set_lr,
-    warm_up_vision,
-)
+from mmlab.data.scenes import HELD_OUT_COMBOS, IMAGE_SIZE, PATCH, SHAPES, Scene, caption, sample_scene
+from mmlab.mode import seed_everything
+from mmlab.tokenizers import CLIP_CONTEXT_LENGTH, clip_tokenizer
+from mmlab.train.checkpoint import save_checkpoint
+from mmlab.train.common import Schedule, render_maybe_grey, set_lr, stage_rng
+from mmlab.train.warmup import WarmUp, warm_up_vision
 
 
 @dataclass
 class ClipRecipe:
     seed: int = 0
+    image_size: int = IMAGE_SIZE
+    patch_size: int = PATCH
     width: int = 128  # vision tower
     text_width: int = 96  # the token embedding (49,408 x text_width) dominates the file size
     layers: int = 4
@@ -44,6 +42,8 @@ class ClipRecipe:
     vision_lr_scale: float = 0.5  # the warmed-up vision tower moves more slowly
     hard_negatives: float = 0.5  # share of each batch in groups that differ only in one object's shape
     grey_share: float = 0.2  # images shown in greyscale (with colourless captions), so shape stands alone
+    weight_decay: float = 0.01
+    contrastive_decay_fraction: float = 0.5  # of the contrastive steps, the last ones with a cosine decay
 
     @classmethod
     def short(cls) -> ClipRecipe:
@@ -55,16 +55,16 @@ def build_clip(recipe: ClipRecipe) -> tuple[CLIPModel, CLIPProcessor]:
     """A randomly initialized CLIP with ViT-B/32's input and output shapes but narrow towers."""
     tokenizer = clip_tokenizer()
     def tower(width: int) -> dict:
-        return dict(hidden_size=width, intermediate_size=4 * width, num_hidden_layers=recipe.layers,
-                    num_attention_heads=recipe.heads)
+        return {"hidden_size": width, "intermediate_size": 4 * width, "num_hidden_layers": recipe.layers,
+                    "num_attention_heads": recipe.heads}
 
     config = CLIPConfig(
         text_config=dict(
-            **tower(recipe.text_width), vocab_size=len(tokenizer), max_position_embeddings=77,
+            **tower(recipe.text_width), vocab_size=len(tokenizer), max_position_embeddings=CLIP_CONTEXT_LENGTH,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         ),
-        vision_config=dict(**tower(recipe.width), image_size=224, patch_size=32),
+        vision_config=dict(**tower(recipe.width), image_size=recipe.image_size, patch_size=recipe.patch_size),
         projection_dim=recipe.projection_dim,
     )
     torch.manual_seed(recipe.seed)
@@ -90,15 +90,16 @@ def shape_contrast_batch(rng: random.Random, batch: int, hard: float) -> list[Sc
     return scenes[:batch]
 
 
-def train_contrastive(model: CLIPModel, processor: CLIPProcessor, recipe: ClipRecipe, rng: random.Random,
-                      progress: bool) -> list[float]:
+def train_contrastive(model: CLIPModel, processor: CLIPProcessor, recipe: ClipRecipe,
+                      progress: bool = True) -> list[float]:
+    rng = stage_rng(recipe.seed, "contrastive")
     vision = {id(p) for p in model.vision_model.parameters()}
     groups = [
         {"params": [p for p in model.parameters() if id(p) in vision], "lr_scale": recipe.vision_lr_scale},
         {"params": [p for p in model.parameters() if id(p) not in vision], "lr_scale": 1.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=recipe.contrastive_lr, weight_decay=0.01)
-    schedule = Schedule(recipe.contrastive_lr, recipe.contrastive_steps, decay_fraction=0.5)
+    optimizer = torch.optim.AdamW(groups, lr=recipe.contrastive_lr, weight_decay=recipe.weight_decay)
+    schedule = Schedule(recipe.contrastive_lr, recipe.contrastive_steps, recipe.contrastive_decay_fraction)
     losses = []
     bar = tqdm(range(recipe.contrastive_steps), desc="CLIP contrastive", disable=not progress)
     for step in bar:
@@ -119,17 +120,13 @@ def train_contrastive(model: CLIPModel, processor: CLIPProcessor, recipe: ClipRe
 def train_clip(recipe: ClipRecipe, out: Path | None = None, progress: bool = True):
     """Run the whole recipe; save to `out` when given. Returns the model, processor and loss curves."""
     seed_everything(recipe.seed)
-    rng = random.Random(recipe.seed)
     model, processor = build_clip(recipe)
     model.train()
-    curves = {
-        "warmup": warm_up_vision(
-            model.vision_model, recipe.width,
-            recipe.warmup_steps, recipe.warmup_batch, recipe.warmup_lr, rng, "CLIP vision warm-up", progress,
-            grey_share=recipe.grey_share,
-        )
-    }
-    curves["contrastive"] = train_contrastive(model, processor, recipe, rng, progress)
+    warm_up = WarmUp(recipe.warmup_steps, recipe.warmup_batch, recipe.warmup_lr, grey_share=recipe.grey_share,
+                     weight_decay=recipe.weight_decay)
+    curves = {"warmup": warm_up_vision(model.vision_model, warm_up, stage_rng(recipe.seed, "warm-up"),
+                                       "CLIP vision warm-up", progress)}
+    curves["contrastive"] = train_contrastive(model, processor, recipe, progress)
     model.eval()
     if out is not None:
         save_checkpoint(model, processor, out)

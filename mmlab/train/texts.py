@@ -1,0 +1,132 @@
+"""The texts of the BLIP-2 recipe: the scene prefix, the mix of captions, questions and chats, token batches.
+
+The language model is pretrained on text alone, each text behind a *prefix* of 13 words that spell its scene;
+the bridge then teaches the Q-Former to produce that prefix from the image. The mix (`TextMix`) decides what
+the model can do: captions, questions in many phrasings and typing styles, questions about objects that are
+not there, and follow-ups that refer to the previous turn's object as "it".
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from mmlab.blip2 import format_prompt
+from mmlab.data.scenes import (
+    COLORS,
+    NUMBERS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    absent_question,
+    as_typed,
+    canonical_caption,
+    follow_up,
+    questions,
+    sample_scene,
+    vocabulary_sentences,
+)
+from mmlab.tokenizers import train_opt_style_tokenizer
+
+
+@dataclass
+class TextMix:
+    """Shares of the training texts (each a fraction of its parent)."""
+
+    caption: float = 0.3  # the canonical caption, no question
+    absent: float = 0.15  # of questions: about an object the scene lacks ("there is no square")
+    history: float = 0.6  # of questions: after one to three earlier turns
+    follow_up: float = 0.5  # of those with history: "Where is it?" about the last turn's object
+    typed: float = 0.5  # of questions: as a learner types them (case, spelling, punctuation; see as_typed)
+
+
+def prefix_words(scene: Scene) -> list[str]:
+    """The 13 words that spell a scene: the count, then size, colour, shape and position of the object in
+    the left, the middle and the right third ("none" x 4 for an empty third).
+
+    Slots by region, not by rank: the query for "the left third" can learn to look there, whereas "the
+    second object from the left" would make each query first find and count all the objects.
+    """
+    words = [NUMBERS[scene.count]]
+    for third in POSITIONS:
+        o = next((o for o in scene.objects if o.position == third), None)
+        words += [o.size, o.color, o.shape, o.position] if o else ["none"] * 4
+    return words
+
+
+Text = list[tuple[str, str]]  # (prompt, target) pieces, joined in order; the model learns every target
+
+
+def training_text(scene: Scene, rng: random.Random, mix: TextMix) -> Text:
+    """A caption, or a chat of one to four questions, every answer a target.
+
+    Joined, the pieces are what `format_prompt` writes ("Question: q1 Answer: a1. Question: q2 Answer: a2"), so
+    each earlier answer is a target too: a chat teaches up to four answers for the price of one text.
+    """
+    if rng.random() < mix.caption:
+        return [("", canonical_caption(scene))]
+    typed = (lambda q: as_typed(q, rng)) if rng.random() < mix.typed else (lambda q: q)
+    qas = questions(scene, rng, templates="train")
+    rng.shuffle(qas)
+    history = qas[:rng.randint(1, 3)] if rng.random() < mix.history else []
+    last = None
+    if history and rng.random() < mix.follow_up:
+        last = follow_up(history[-1], rng)
+    if last is None and rng.random() < mix.absent:
+        last = absent_question(scene, rng)
+    if last is None:
+        last = qas[len(history)] if len(history) < len(qas) else qas[-1]
+    # An earlier answer's full stop starts the next piece: only a text's last answer is followed by the end token.
+    pieces = [((". " if k else "") + format_prompt(typed(q.question)), " " + q.answer) for k, q in enumerate(history)]
+    pieces.append(((". " if pieces else "") + format_prompt(typed(last.question)), " " + last.answer))
+    return pieces
+
+
+def encode_batch(tokenizer, texts: list[Text], num_queries: int, image_token_id: int):
+    """Token ids [image x Q][</s> prompt target prompt target ... </s>], right-padded, labels on the targets."""
+    rows, labels = [], []
+    for pieces in texts:
+        row, label = [image_token_id] * num_queries + [tokenizer.bos_token_id], [-100] * (num_queries + 1)
+        for prompt, target in pieces:
+            prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids if prompt else []
+            target_ids = tokenizer(target, add_special_tokens=False).input_ids
+            row += prompt_ids + target_ids
+            label += [-100] * len(prompt_ids) + target_ids
+        rows.append(row + [tokenizer.eos_token_id])
+        labels.append(label + [tokenizer.eos_token_id])
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    label_ids = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
+    attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return input_ids, attention, label_ids
+
+
+def prefix_ids(word_ids: dict[str, int], scenes: list[Scene]) -> torch.Tensor:
+    """(B, Q) token ids of each scene's prefix words; `word_ids` from `prefix_vocabulary`."""
+    return torch.tensor([[word_ids[w] for w in prefix_words(s)] for s in scenes])
+
+
+def prefix_vocabulary(tokenizer) -> dict[str, int]:
+    """The token id of every word a prefix can hold (each is one token, with its leading space)."""
+    words = {*NUMBERS, *SIZES, *COLORS, *SHAPES, *POSITIONS, "none"}
+    ids = {w: tokenizer(" " + w, add_special_tokens=False).input_ids for w in words}
+    if any(len(i) != 1 for i in ids.values()):
+        raise ValueError(f"every prefix word must be one token for this tokenizer: {ids}")
+    return {w: i[0] for w, i in ids.items()}
+
+
+def build_tokenizer(seed: int, vocab_size: int, scenes: int = 6000, mix: TextMix | None = None):
+    """An OPT-style byte-level BPE trained on English prose plus `scenes` scenes' worth of training texts.
+
+    Held-out question templates never appear in its training text either.
+    """
+    rng, mix = random.Random(seed), mix or TextMix()
+    scene_text = []
+    for _ in range(scenes):
+        scene = sample_scene(rng)
+        scene_text.append("".join(prompt + target for prompt, target in training_text(scene, rng, mix)))
+    return train_opt_style_tokenizer(scene_text + vocabulary_sentences(), vocab_size=vocab_size)
