@@ -153,10 +153,10 @@ def device_memory(device: str) -> tuple[int, int] | None:
     """(free, total) bytes of memory on `device`: the GPU's on "cuda", the RAM otherwise; None where unknown."""
     if device == "cuda":
         return torch.cuda.mem_get_info()
-    try:
-        page = os.sysconf("SC_PAGE_SIZE")
-        return os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
-    except (ValueError, OSError, AttributeError):  # not Linux (macOS has no SC_AVPHYS_PAGES): no cheap way to ask
+    try:  # Linux: MemAvailable counts the page cache the kernel would give back; "free" memory does not
+        fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        return int(fields["MemAvailable"].split()[0]) * 1024, int(fields["MemTotal"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):  # not Linux (macOS has no /proc): no cheap way to ask
         return None
 
 
