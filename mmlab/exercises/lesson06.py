@@ -1,0 +1,141 @@
+"""Lesson 06, training a CLIP: self-checks and worked solutions."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss
+
+from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
+
+BATCH = 256  # exercise 2: the batch size whose starting loss the learner computes
+LOGIT_SCALE = 100.0  # exercise 3: the temperature OpenAI's CLIP learnt (open_clip clamps it there)
+COSINES = (0.30, 0.20)  # exercise 3: one image against its own caption and one other
+
+
+def loss_by_hand(image_emb, text_emb, logit_scale):
+    """CLIP's loss from log-probabilities: the right pair's log-probability, both directions, averaged."""
+    logits = logit_scale * image_emb @ text_emb.T  # (B, B): rows are images, columns captions
+    images_to_texts = logits.log_softmax(dim=1).diagonal()  # (B,): log p(own caption | image)
+    texts_to_images = logits.log_softmax(dim=0).diagonal()  # (B,): log p(own image | caption)
+    return -(images_to_texts.mean() + texts_to_images.mean()) / 2
+
+
+def _embeddings() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fixed unit-length image and text embeddings (8 pairs) whose two directions give different losses."""
+    g = torch.Generator().manual_seed(6)
+    image = F.normalize(torch.randn(8, 16, generator=g), dim=-1)
+    text = F.normalize(image + 0.9 * torch.randn(8, 16, generator=g), dim=-1)
+    return image, text, torch.tensor(5.0)
+
+
+def check_loss(fn) -> Verdict:
+    """Exercise 1: the symmetric contrastive loss, written without `F.cross_entropy`, equal to open_clip's."""
+    image, text, scale = _embeddings()
+    want = ClipLoss()(image, text, scale).item()
+    try:
+        got = torch.as_tensor(fn(image.clone(), text.clone(), scale.clone()))
+    except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
+        return verdict(False, "", f"Your function raised {type(error).__name__}: {error}")
+    if got.numel() != 1:
+        return verdict(False, "", f"It returned {tuple(got.shape)} values: return one number, the mean over the "
+                                  "batch of both directions.")
+    got = got.item()
+    logits = scale * image @ text.T
+    labels = torch.arange(len(image))
+    rows, cols = F.cross_entropy(logits, labels).item(), F.cross_entropy(logits.T, labels).item()
+    unscaled = (F.cross_entropy(image @ text.T, labels) + F.cross_entropy(text @ image.T, labels)).item() / 2
+    hints = [
+        (rows, "That is images -> captions only (a softmax over each row); add captions -> images (over each "
+               "column) and average the two."),
+        (cols, "That is captions -> images only (a softmax over each column); add images -> captions (over each "
+               "row) and average the two."),
+        (rows + cols, "You added the two directions: average them (divide by 2)."),
+        (-(rows + cols) / 2, "The log-probabilities are negative: the loss is minus their mean."),
+        (unscaled, "Multiply the similarities by logit_scale before the softmax: without it every probability "
+                   "stays close to uniform."),
+    ]
+    if abs(got - want) < 1e-5:
+        return verdict(True, f"{got:.4f}, as ClipLoss: the mean of -log p(own caption) over the images and "
+                       "-log p(own image) over the captions.", "")
+    hint = next((why for value, why in hints if abs(got - value) < 1e-5),
+                f"Expected {want:.4f}, got {got:.4f}. Scale the similarities, take log_softmax along each "
+                "dimension, keep the diagonal (the right pairs), and average minus their means.")
+    return verdict(False, "", hint)
+
+
+def check_chance_loss(answer: float) -> Verdict:
+    """Exercise 2: the loss of an untrained CLIP (all similarities equal) at batch size BATCH."""
+    want = math.log(BATCH)
+    wrong = [
+        (math.log(32), "That is the lesson's batch of 32. With 256 pairs each image picks among 256 captions."),
+        (math.log2(BATCH), "Cross-entropy uses the natural logarithm (math.log), not log base 2."),
+        (1 / BATCH, "1/256 is the probability a uniform guess gives the right caption; the loss is minus its log."),
+        (float(BATCH), "The loss is a logarithm: minus the log of the right caption's probability."),
+    ]
+    hint = next((why for value, why in wrong if abs(answer - value) < 0.01),
+                "Every caption gets the same probability, 1/B; the loss is -log of the right one's, in both "
+                "directions alike.")
+    return verdict(abs(answer - want) < 0.01, f"ln {BATCH} = {want:.2f}. More pairs in a batch means more negatives: "
+                   "a harder task and more to learn from at every step (OpenAI's CLIP: 32,768 pairs, ln = 10.4).",
+                   hint)
+
+
+def check_temperature(p: float) -> Verdict:
+    """Exercise 3: the probability of the right caption between two (cosines COSINES) at LOGIT_SCALE."""
+    right, other = COSINES
+    want = torch.tensor([right, other]).mul(LOGIT_SCALE).softmax(0)[0].item()
+    wrong = [
+        (torch.tensor([right, other]).softmax(0)[0].item(), "That is at logit_scale 1: without the temperature a "
+                                                             "cosine gap of 0.1 barely moves the softmax."),
+        (right / (right + other), "The ratio of the cosines is not a probability CLIP uses: scale them, then take "
+                                  "a softmax."),
+        (right, "0.30 is the cosine itself; CLIP turns cosines into probabilities with a scaled softmax."),
+    ]
+    hint = next((why for value, why in wrong if abs(p - value) < 1e-3),
+                f"Multiply both cosines by {LOGIT_SCALE:g}, then take the softmax of the two.")
+    return verdict(abs(p - want) < 1e-4, f"{want:.5f}: at scale 100 a gap of 0.1 in cosine is a gap of 10 in logits, "
+                   "so the softmax is almost certain. The temperature sets how sharp the choice is; CLIP learns it.",
+                   hint)
+
+
+_HARD_NEGATIVES = {
+    "a": "Hard negatives replace random scenes in the batch: the batch size and the starting loss stay the same.",
+    "b": "In a random batch, colour (and count and size) already tell almost every pair of captions apart, so the "
+         "loss falls without shape; two scenes that differ only in one object's shape can be told apart only by "
+         "shape, so the loss must learn it.",
+    "c": "The temperature is a learnt parameter of the model; hard negatives change the data, not it.",
+    "d": "shape_contrast_batch skips the held-out colour/shape pairs (HELD_OUT_COMBOS), so the held-out test "
+         "stays fair.",
+}
+
+
+def check_hard_negatives(choice: str) -> Verdict:
+    """Exercise 4: why do the recipe's shape hard negatives teach CLIP shape?"""
+    choice = choice.strip().lower()
+    if choice not in _HARD_NEGATIVES:
+        return verdict(False, "", f"Answer with one of {sorted(_HARD_NEGATIVES)}.")
+    return verdict(choice == "b", _HARD_NEGATIVES["b"], _HARD_NEGATIVES[choice])
+
+
+EXERCISES = {
+    1: Exercise(solved_function(loss_by_hand), "lesson06.check_loss(loss_by_hand)",
+                "Each row of the scaled similarities is a classification over captions, each column one over images; "
+                "the right answers are on the diagonal:", points=2),
+    2: Exercise(solved("""
+        import math
+
+        chance = math.log(lesson06.BATCH)  # every caption has probability 1/B: the loss is -log(1/B)"""),
+        "lesson06.check_chance_loss(chance)"),
+    3: Exercise(solved("p = torch.tensor(lesson06.COSINES).mul(lesson06.LOGIT_SCALE).softmax(0)[0].item()"),
+                "lesson06.check_temperature(p)", "Scale the two cosines, then take their softmax:"),
+    4: Exercise(solved('letter = "b"'), "lesson06.check_hard_negatives(letter)",
+                "\n".join(f"({key}) {why}" for key, why in _HARD_NEGATIVES.items()) + "\nSo the answer is (b)."),
+}
+
+
+def solution(n: int) -> None:
+    """Print the worked solution of exercise `n`."""
+    print(EXERCISES[n].worked())

@@ -1,0 +1,107 @@
+"""The self-checks of lesson 06 accept the worked solutions and reject the usual mistakes with their reason."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmlab.exercises import SOLUTION_BEGIN, SOLUTION_END, lesson06
+
+
+def run_worked(n: int) -> bool:
+    """Run exercise `n`'s worked solution and its check as the notebook would; the check's verdict."""
+    code = "\n".join(line for line in lesson06.EXERCISES[n].code.splitlines()
+                     if line.strip() not in (SOLUTION_BEGIN, SOLUTION_END))
+    names = {"lesson06": lesson06, "torch": torch}
+    exec(code, names)  # noqa: S102 - our own worked solution
+    return bool(eval(lesson06.EXERCISES[n].check, names))  # noqa: S307
+
+
+@pytest.mark.parametrize("n", sorted(lesson06.EXERCISES))
+def test_the_worked_solutions_pass(n, capsys):
+    assert run_worked(n)
+    assert capsys.readouterr().out.startswith("✅")
+    lesson06.solution(n)
+    assert SOLUTION_BEGIN not in capsys.readouterr().out
+
+
+def one_direction(image, text, scale):
+    logits = scale * image @ text.T
+    return F.cross_entropy(logits, torch.arange(len(image)))
+
+
+def other_direction(image, text, scale):
+    return one_direction(text, image, scale)
+
+
+def summed(image, text, scale):
+    return one_direction(image, text, scale) + other_direction(image, text, scale)
+
+
+def no_temperature(image, text, scale):
+    return lesson06.loss_by_hand(image, text, 1.0)
+
+
+def positive(image, text, scale):
+    return -lesson06.loss_by_hand(image, text, scale)
+
+
+def per_pair(image, text, scale):
+    return -(scale * image @ text.T).log_softmax(dim=1).diagonal()
+
+
+def raises(image, text, scale):
+    raise ValueError("not written yet")
+
+
+@pytest.mark.parametrize(("fn", "reason"), [
+    (one_direction, "images -> captions only"),
+    (other_direction, "captions -> images only"),
+    (summed, "divide by 2"),
+    (no_temperature, "logit_scale before the softmax"),
+    (positive, "minus their mean"),
+    (per_pair, "return one number"),
+    (raises, "raised ValueError: not written yet"),
+    (lambda image, text, scale: torch.tensor(0.0), "Expected"),
+])
+def test_loss_mistakes_get_their_reason(fn, reason, capsys):
+    assert not lesson06.check_loss(fn)
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and reason in out
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (math.log(32), "lesson's batch of 32"),
+    (8.0, "natural logarithm"),
+    (1 / 256, "minus its log"),
+    (256, "a logarithm"),
+    (1.0, "-log of the right one"),
+])
+def test_chance_loss_mistakes_get_their_reason(answer, reason, capsys):
+    assert not lesson06.check_chance_loss(answer)
+    assert reason in capsys.readouterr().out
+    assert lesson06.check_chance_loss(5.545)
+
+
+@pytest.mark.parametrize(("p", "reason"), [
+    (0.525, "at logit_scale 1"),
+    (0.6, "ratio of the cosines"),
+    (0.3, "cosine itself"),
+    (0.9, "Multiply both cosines by 100"),
+])
+def test_temperature_mistakes_get_their_reason(p, reason, capsys):
+    assert not lesson06.check_temperature(p)
+    assert reason in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("letter", "reason"), [
+    ("a", "batch size and the starting loss stay the same"),
+    ("c", "learnt parameter"),
+    ("d", "HELD_OUT_COMBOS"),
+    ("e", "Answer with one of"),
+])
+def test_hard_negative_mistakes_get_their_reason(letter, reason, capsys):
+    assert not lesson06.check_hard_negatives(letter)
+    assert reason in capsys.readouterr().out
+    assert lesson06.check_hard_negatives(" B ")
