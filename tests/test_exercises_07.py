@@ -34,7 +34,7 @@ def test_exercise_1_changed_parts(bridged, capsys):
         "query_tokens", "qformer", "language_projection"}
     assert lesson07.check_changed_parts(lesson07.changed_parts, before, model)
     mistakes = {
-        "torch.equal": lambda b, a: {n.split(".")[0] for n in a if not (b[n] == a[n])},
+        "torch.equal": lambda b, a: {n.split(".")[0] for n in a if b[n] != a[n]},
         "first component": lambda b, a: {n for n in a if not torch.equal(b[n], a[n])},
         "stayed the same": lambda b, a: {n.split(".")[0] for n in a if torch.equal(b[n], a[n])},
         "not the tensor objects": lambda b, a: {n.split(".")[0] for n in a if b[n] is not a[n]},
