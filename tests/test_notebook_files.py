@@ -1,6 +1,7 @@
 """The committed notebooks: Colab install cell in sync with mmlab/_repo.py, real outputs, working nbval markers."""
 
 import importlib.util
+import io
 import re
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
+from PIL import Image
 
 from mmlab._repo import BRANCH, REPO_URL
 
@@ -24,6 +26,7 @@ def load_tool(name: str):
 
 
 sync_notebooks = load_tool("sync_notebooks")
+notebook_screenshot = load_tool("notebook_screenshot")
 
 
 def run_install_cell(in_colab: bool, monkeypatch) -> list[tuple[str, str]]:
@@ -120,3 +123,32 @@ def test_nbval_markers_are_spelled_so_that_nbval_sees_them(path):
                 assert comment in NBVAL_MARKERS, (
                     f"{path.name}: {line.strip()!r} is not an nbval marker; write the marker alone on its line "
                     "and the reason on the next one.")
+
+
+def test_the_chatbot_notebook_shows_a_screenshot_of_its_widget_where_widgets_do_not_render():
+    png = notebook_screenshot.read_attachment(ROOT / "notebooks" / "05_chatbot.ipynb", "chat_widget.png")
+    assert png is not None, ("05_chatbot has no chat_widget.png attachment: run "
+                             "`MMLAB_E2E_UPDATE_SCREENSHOT=1 ./workbook test tests/e2e -k chat`")
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    width, height = image.size
+    assert 600 <= width <= 2000 and 150 <= height <= 1000, f"an odd size for a screenshot of the widget: {image.size}"
+    assert len(png) < 300_000, f"the screenshot takes {len(png):,} bytes; keep the notebook small"
+    colours = image.convert("RGB").resize((64, 16)).getcolors(64 * 16)
+    assert colours is not None and len(colours) > 20, "the screenshot looks blank"
+
+
+def test_the_screenshot_tool_attaches_to_the_referencing_cell_and_refuses_what_is_not_a_png(tmp_path):
+    path = tmp_path / "lesson.ipynb"
+    cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_markdown_cell("![the widget](attachment:w.png)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    assert notebook_screenshot.read_attachment(path, "w.png") is None
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 4), "white").save(buffer, format="PNG")
+    notebook_screenshot.write_attachment(path, "w.png", buffer.getvalue())
+    assert notebook_screenshot.read_attachment(path, "w.png") == buffer.getvalue()
+    assert "attachments" not in nbformat.read(path, as_version=4).cells[0]
+    with pytest.raises(ValueError, match="not a PNG"):
+        notebook_screenshot.write_attachment(path, "w.png", b"GIF89a...")
+    with pytest.raises(ValueError, match="0 markdown cells reference attachment:other.png"):
+        notebook_screenshot.write_attachment(path, "other.png", buffer.getvalue())

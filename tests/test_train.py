@@ -77,6 +77,26 @@ def test_prefix_spells_the_scene_third_by_third_in_13_words():
             assert words[k:k + 4] == [obj.size, obj.color, obj.shape, obj.position]
 
 
+def test_bridge_losses_add_up_and_train_only_what_follows_the_vision_tower(tokenizer):
+    import random
+
+    from mmlab.train.blip2 import bridge_losses
+    from mmlab.train.common import scene_batch
+    from mmlab.train.texts import training_text
+
+    recipe = replace(Blip2Recipe(), batch=4)
+    model, processor = build_blip2(recipe, tokenizer)
+    scenes, pixels = scene_batch(random.Random(0), 4)
+    texts = [training_text(s, random.Random(0), recipe.texts) for s in scenes]
+    losses = bridge_losses(model, processor, scenes, pixels, texts, recipe)
+    weighed = losses["lm"] + recipe.align_weight * losses["align"] + recipe.word_choice_weight * losses["choice"]
+    torch.testing.assert_close(losses["total"], weighed)
+    losses["total"].backward()
+    assert model.vision_model.embeddings.patch_embedding.weight.grad is None  # the ViT runs without gradients
+    assert model.query_tokens.grad.abs().sum() > 0 and model.language_projection.weight.grad.abs().sum() > 0
+    assert "choice" not in bridge_losses(model, processor, scenes, pixels, texts, replace(recipe, word_choice_weight=0))
+
+
 def test_strengthened_positions_tell_patch_tokens_apart(tokenizer):
     import random
 

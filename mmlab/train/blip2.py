@@ -31,12 +31,13 @@ from transformers import (
 )
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from mmlab.data.scenes import IMAGE_SIZE, MAX_OBJECTS, PATCH, sample_scene
+from mmlab.data.scenes import IMAGE_SIZE, MAX_OBJECTS, PATCH, Scene, sample_scene
 from mmlab.mode import seed_everything
 from mmlab.tokenizers import IMAGE_TOKEN
 from mmlab.train.checkpoint import save_checkpoint
 from mmlab.train.common import Schedule, scene_batch, set_lr, stage_rng
 from mmlab.train.texts import (
+    Text,
     TextMix,
     build_tokenizer,
     encode_batch,
@@ -77,7 +78,7 @@ class Blip2Recipe:
     bridge_lr: float = 1e-3
     align_weight: float = 1.0
     word_choice_weight: float = 1.0  # see word_choice_loss
-    query_init_std: float = 0.02  # transformers starts the queries at zero: all alike, they stay alike
+    query_init_std: float = 0.02  # zero (transformers): alike, they stay so for dozens of steps (lesson 07)
     qformer_dropout: float = 0.0
     weight_decay: float = 0.01
     batch: int = 64
@@ -201,7 +202,8 @@ def answer_loss(lm: OPTForCausalLM, embeds: torch.Tensor, attention: torch.Tenso
         return nn.functional.cross_entropy(logits, targets[keep])
     token_losses = nn.functional.cross_entropy(logits, targets[keep], reduction="none")  # (K,)
     rows = keep.nonzero()[:, 0]  # the text each labelled token belongs to
-    per_row = torch.zeros(len(keep), dtype=token_losses.dtype).index_add(0, rows, token_losses)  # (B,)
+    per_row = torch.zeros(len(keep), dtype=token_losses.dtype, device=token_losses.device)
+    per_row = per_row.index_add(0, rows, token_losses)  # (B,)
     return (per_row / keep.sum(dim=1).clamp(min=1)).mean()
 
 
@@ -260,43 +262,59 @@ def train_only(model: nn.Module, trainable: Sequence[nn.Parameter]) -> Iterator[
             p.requires_grad_(flag)
 
 
+def bridge_losses(model: Blip2ForConditionalGeneration, processor: Blip2Processor, scenes: Sequence[Scene],
+                  pixels: torch.Tensor, texts: Sequence[Text], recipe: Blip2Recipe) -> dict[str, torch.Tensor]:
+    """One bridging step's losses on a batch of scenes, their pixels (B, 3, H, W) and training texts.
+
+    "lm": the frozen language model's loss on each text, read after the projected queries (the loss BLIP-2's
+    generative stage trains with); "align": the projected queries' distance to the prefix words the language
+    model learned to read; "choice": `word_choice_loss` (only when its weight is not zero); "total": their
+    weighted sum, the one to minimize. Inputs move to the model's device.
+    """
+    device, q = model.device, recipe.num_query_tokens
+    embed = model.language_model.get_input_embeddings()
+    word_ids = prefix_vocabulary(processor.tokenizer)
+    input_ids, attention, labels = (t.to(device) for t in encode_batch(
+        processor.tokenizer, texts, q, model.config.image_token_index))
+    soft = project_queries(model, pixels.to(device))  # (B, Q, D)
+    with torch.no_grad():
+        prefix = prefix_ids(word_ids, scenes).to(device)  # (B, Q)
+        words = embed(prefix)  # (B, Q, D) the prefix the LM learned to read
+        text = embed(input_ids[:, q:])
+    losses = {"lm": answer_loss(model.language_model, torch.cat([soft, text], dim=1), attention, labels,
+                                recipe.loss_per_text)}
+    losses["align"] = nn.functional.mse_loss(soft, words) / words.pow(2).mean()
+    losses["total"] = losses["lm"] + recipe.align_weight * losses["align"]
+    if recipe.word_choice_weight:
+        vocabulary = torch.tensor(sorted(word_ids.values()), device=device)  # (V,) the words a prefix can hold
+        losses["choice"] = word_choice_loss(soft, torch.bucketize(prefix, vocabulary), embed(vocabulary).detach())
+        losses["total"] = losses["total"] + recipe.word_choice_weight * losses["choice"]
+    return losses
+
+
 def bridge(model: Blip2ForConditionalGeneration, processor: Blip2Processor, recipe: Blip2Recipe,
            progress: bool = True) -> list[float]:
-    """Train only the Q-Former, the queries and the projection between a frozen ViT and a frozen LM."""
+    """Train only the Q-Former, the queries and the projection between a frozen ViT and a frozen LM.
+
+    Returns the language-model loss of every step.
+    """
     rng = stage_rng(recipe.seed, "bridge")
     trainable = [model.query_tokens, *model.qformer.parameters(), *model.language_projection.parameters()]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.bridge_lr, weight_decay=recipe.weight_decay)
     schedule = Schedule(recipe.bridge_lr, recipe.bridge_steps)
-    tokenizer, image_id = processor.tokenizer, model.config.image_token_index
-    q = recipe.num_query_tokens
-    embed = model.language_model.get_input_embeddings()
-    word_ids = prefix_vocabulary(tokenizer)
-    vocabulary = torch.tensor(sorted(word_ids.values()))  # (V,) the words a prefix can hold
-    losses = []
+    curve = []
     with train_only(model, trainable):
         for step in (bar := tqdm(range(recipe.bridge_steps), desc="BLIP-2 bridging (Q-Former)", disable=not progress)):
             set_lr(optimizer, schedule(step))
             scenes, pixels = scene_batch(rng, recipe.batch)
             texts = [training_text(s, rng, recipe.texts) for s in scenes]
-            input_ids, attention, labels = encode_batch(tokenizer, texts, q, image_id)
-            soft = project_queries(model, pixels)  # (B, Q, D)
-            with torch.no_grad():
-                prefix = prefix_ids(word_ids, scenes)  # (B, Q)
-                words = embed(prefix)  # (B, Q, D) the prefix the LM learned to read
-                text = embed(input_ids[:, q:])
-            lm_loss = answer_loss(model.language_model, torch.cat([soft, text], dim=1), attention, labels,
-                                  recipe.loss_per_text)
-            align = nn.functional.mse_loss(soft, words) / words.pow(2).mean()
-            loss = lm_loss + recipe.align_weight * align
-            if recipe.word_choice_weight:
-                choice = word_choice_loss(soft, torch.bucketize(prefix, vocabulary), embed(vocabulary).detach())
-                loss = loss + recipe.word_choice_weight * choice
+            losses = bridge_losses(model, processor, scenes, pixels, texts, recipe)
             optimizer.zero_grad()
-            loss.backward()
+            losses["total"].backward()
             optimizer.step()
-            losses.append(lm_loss.item())
-            bar.set_postfix(lm_loss=f"{lm_loss.item():.3f}", align=f"{align.item():.3f}")
-    return losses
+            curve.append(losses["lm"].item())
+            bar.set_postfix(lm_loss=f"{losses['lm'].item():.3f}", align=f"{losses['align'].item():.3f}")
+    return curve
 
 
 def train_blip2(recipe: Blip2Recipe, clip_vision: nn.Module, out: Path | None = None, progress: bool = True):
