@@ -77,6 +77,7 @@ def test_loss_mistakes_get_their_reason(fn, reason, capsys):
     (1 / 256, "minus its log"),
     (256, "a logarithm"),
     (1.0, "-log of the right one"),
+    (0.0, "-log of the right one"),  # the untouched placeholder is not mistaken for 1/256
 ])
 def test_chance_loss_mistakes_get_their_reason(answer, reason, capsys):
     assert not lesson06.check_chance_loss(answer)

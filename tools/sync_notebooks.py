@@ -29,6 +29,8 @@ CHAPTERS = {  # notebook stem -> one-line summary for the README table
     "03_blip2_inputs": "BLIP-2's inputs: the image processor, the tokenizer and the <image> query tokens",
     "04_captioning_vqa": "BLIP-2 at work: image captions and visual question answering",
     "05_chatbot": "A chatbot about an image: prompts, memory and an ipywidgets view",
+    "06_train_clip": "Train a CLIP yourself: the contrastive loss, a live run on the CPU, and the colour shortcut",
+    "07_train_bridge": "Train BLIP-2's bridge yourself: a fresh Q-Former between a frozen ViT and a frozen OPT, live on the CPU",
 }
 
 

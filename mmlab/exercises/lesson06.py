@@ -75,7 +75,7 @@ def check_chance_loss(answer: float) -> Verdict:
         (1 / BATCH, "1/256 is the probability a uniform guess gives the right caption; the loss is minus its log."),
         (float(BATCH), "The loss is a logarithm: minus the log of the right caption's probability."),
     ]
-    hint = next((why for value, why in wrong if abs(answer - value) < 0.01),
+    hint = next((why for value, why in wrong if math.isclose(answer, value, rel_tol=0.01)),
                 "Every caption gets the same probability, 1/B; the loss is -log of the right one's, in both "
                 "directions alike.")
     return verdict(abs(answer - want) < 0.01, f"ln {BATCH} = {want:.2f}. More pairs in a batch means more negatives: "

@@ -35,6 +35,10 @@ LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                          "checkForUpdates": False},
 }
+# The training lessons set their step count in one line; the browser runs them with a few steps (nbval runs them in
+# full), so the suite checks that they run and draw without paying for their training twice.
+TRAINING_LESSONS = ("06_train_clip", "07_train_bridge")
+BROWSER_STEPS = "STEPS = 4  # browser test: a few steps (nbval runs the lesson in full)"
 SERVER_CONFIG = {"LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
                             "extension_manager": "readonly", "expose_app_in_browser": True}}
 
@@ -53,6 +57,8 @@ def prepare_root(root: Path) -> Path:
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
+        if path.stem in TRAINING_LESSONS:
+            few_steps(notebook, path.name)
         notebook.metadata.pop("widgets", None)
         nbformat.write(notebook, path)
     for name, values in LAB_SETTINGS.items():
@@ -62,6 +68,19 @@ def prepare_root(root: Path) -> Path:
     (root / ".lab" / "config").mkdir(parents=True)
     (root / ".lab" / "config" / "jupyter_server_config.json").write_text(json.dumps(SERVER_CONFIG))
     return root
+
+
+def few_steps(notebook, name: str) -> None:
+    """Replace the training lesson's one top-level `STEPS = ...` line with BROWSER_STEPS."""
+    lines = [(cell, i) for cell in notebook.cells if cell.cell_type == "code"
+             for i, line in enumerate(cell.source.splitlines()) if line.startswith("STEPS = ")]
+    if len(lines) != 1:
+        raise ValueError(f"{name}: a training lesson needs exactly one top-level line starting with 'STEPS = ' "
+                         f"(the browser test shortens it), found {len(lines)}")
+    cell, i = lines[0]
+    source = cell.source.splitlines()
+    source[i] = BROWSER_STEPS
+    cell.source = "\n".join(source)
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:

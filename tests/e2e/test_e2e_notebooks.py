@@ -11,6 +11,8 @@ CHAT_NOTEBOOK = "05_chatbot"  # run by test_e2e_chat.py, which also drives its c
 FIGURES = {  # notebook -> the least number of rendered images its outputs must show
     "01_vit_patching": 1,  # the patch grid
     "02_clip": 1,  # the similarity heatmap
+    "06_train_clip": 4,  # training pairs, the similarity matrix before and after, the loss curve
+    "07_train_bridge": 5,  # the loss curve, three attention maps, the ablation
 }
 
 
