@@ -15,7 +15,7 @@ def run_worked(n: int) -> bool:
                      if line.strip() not in (SOLUTION_BEGIN, SOLUTION_END))
     names = {"lesson06": lesson06, "torch": torch}
     exec(code, names)  # noqa: S102 - our own worked solution
-    return bool(eval(lesson06.EXERCISES[n].check, names))  # noqa: S307
+    return bool(eval(lesson06.EXERCISES[n].check, names))
 
 
 @pytest.mark.parametrize("n", sorted(lesson06.EXERCISES))

@@ -48,14 +48,14 @@ def check_loss(fn) -> Verdict:
     rows, cols = F.cross_entropy(logits, labels).item(), F.cross_entropy(logits.T, labels).item()
     unscaled = (F.cross_entropy(image @ text.T, labels) + F.cross_entropy(text @ image.T, labels)).item() / 2
     hints = [
-        (rows, "That is images -> captions only (a softmax over each row); add captions -> images (over each "
-               "column) and average the two."),
-        (cols, "That is captions -> images only (a softmax over each column); add images -> captions (over each "
-               "row) and average the two."),
+        (rows, ("That is images -> captions only (a softmax over each row); add captions -> images (over each "
+               "column) and average the two.")),
+        (cols, ("That is captions -> images only (a softmax over each column); add images -> captions (over each "
+               "row) and average the two.")),
         (rows + cols, "You added the two directions: average them (divide by 2)."),
         (-(rows + cols) / 2, "The log-probabilities are negative: the loss is minus their mean."),
-        (unscaled, "Multiply the similarities by logit_scale before the softmax: without it every probability "
-                   "stays close to uniform."),
+        (unscaled, ("Multiply the similarities by logit_scale before the softmax: without it every probability "
+                   "stays close to uniform.")),
     ]
     if abs(got - want) < 1e-5:
         return verdict(True, f"{got:.4f}, as ClipLoss: the mean of -log p(own caption) over the images and "
@@ -88,10 +88,10 @@ def check_temperature(p: float) -> Verdict:
     right, other = COSINES
     want = torch.tensor([right, other]).mul(LOGIT_SCALE).softmax(0)[0].item()
     wrong = [
-        (torch.tensor([right, other]).softmax(0)[0].item(), "That is at logit_scale 1: without the temperature a "
-                                                             "cosine gap of 0.1 barely moves the softmax."),
-        (right / (right + other), "The ratio of the cosines is not a probability CLIP uses: scale them, then take "
-                                  "a softmax."),
+        (torch.tensor([right, other]).softmax(0)[0].item(), ("That is at logit_scale 1: without the temperature a "
+                                                             "cosine gap of 0.1 barely moves the softmax.")),
+        (right / (right + other), ("The ratio of the cosines is not a probability CLIP uses: scale them, then take "
+                                  "a softmax.")),
         (right, "0.30 is the cosine itself; CLIP turns cosines into probabilities with a scaled softmax."),
     ]
     hint = next((why for value, why in wrong if abs(p - value) < 1e-3),

@@ -3,8 +3,8 @@ a figure and a library warning pass."""
 
 from __future__ import annotations
 
-import pytest
 import nbformat
+import pytest
 from chat_driver import ChatBox, check_reply
 from lab_server import BROWSER_STEPS, NOTEBOOKS, TRAINING_LESSONS, few_steps
 from notebook_page import RunReport
