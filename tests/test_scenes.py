@@ -133,3 +133,22 @@ def test_questions_as_learners_type_them_keep_their_words():
     for t in typed:
         words = t.lower().replace("what's", "what is").replace("colour", "color").rstrip("?").split()
         assert words == ["what", "is", "the", "color", "of", "the", "circle"]
+
+
+
+def test_a_hard_no_pairs_a_colour_and_a_shape_the_scene_has_on_different_objects():
+    def hard_share(hard_no: float) -> float:
+        rng, hard, total = random.Random(3), 0, 0
+        for _ in range(300):
+            scene = sw.sample_scene(rng, n_objects=3)
+            for qa in sw.questions(scene, rng, "train", hard_no=hard_no):
+                if qa.answer != "no":
+                    continue
+                words = [w.strip("?.").lower() for w in qa.question.split()]
+                color, shape = next(w for w in words if w in sw.COLORS), next(w for w in words if w in sw.SHAPES)
+                assert (color, shape) not in {(o.color, o.shape) for o in scene.objects}, qa.question
+                hard += color in {o.color for o in scene.objects} and shape in {o.shape for o in scene.objects}
+                total += 1
+        return hard / total
+
+    assert hard_share(1.0) > 0.8 and hard_share(0.0) < 0.5  # 1.0: all but scenes that have no such pair

@@ -1,5 +1,6 @@
 """The training recipes: they learn, they are reproducible, and they save genuine Hugging Face folders."""
 
+import itertools
 import os
 from dataclasses import replace
 
@@ -299,3 +300,36 @@ def test_a_training_chat_reads_as_the_prompt_format_and_every_answer_is_a_target
         assert row[13:mask.sum()].tolist() == tokenizer(whole).input_ids + [tokenizer.eos_token_id]
         said = tokenizer.decode([t for t in label.tolist() if t != -100], skip_special_tokens=True)
         assert said == "".join(target for _, target in chat)
+
+
+def test_binding_batches_ask_one_question_about_several_objects_and_length_batches_group_by_length(tokenizer):
+    import random
+
+    from mmlab.data.scenes import QUESTION_TEMPLATES
+    from mmlab.train.blip2 import binding_batch, length_batches
+
+    recipe = replace(Blip2Recipe.short(), batch=32, lm_buckets=4)
+    batch = binding_batch(random.Random(0), recipe)
+    assert len(batch) == 32 and {scene.count for scene, _ in batch} == {2, 3}
+    counting = QUESTION_TEMPLATES["count"]
+    assert all(len(text) == 1 and not any(q in text[0][0] for q in counting) for _, text in batch)
+    batches = length_batches(random.Random(0), recipe, tokenizer)
+    lengths = [sorted(len(tokenizer("".join(a + b for a, b in text)).input_ids) for _, text in b) for b in batches]
+    assert len(batches) == 4 and all(len(b) == 32 for b in batches)
+    spans = sorted((ls[0], ls[-1]) for ls in lengths)
+    assert all(hi <= lo for (_, hi), (lo, _) in itertools.pairwise(spans))  # the batches do not overlap in length
+
+
+def test_the_language_model_reads_every_colour_shape_pair_and_starts_at_the_recipes_init(tokenizer):
+    import random
+
+    from mmlab.data.scenes import HELD_OUT_COMBOS
+    from mmlab.train.blip2 import text_scene
+
+    rng = random.Random(0)
+    pairs = {(o.color, o.shape) for _ in range(300) for o in text_scene(rng).objects}
+    assert HELD_OUT_COMBOS <= pairs  # only images keep them back
+    recipe = replace(Blip2Recipe.short(), lm_init_std=0.1)
+    model, _ = build_blip2(recipe, tokenizer)
+    weight = model.language_model.model.decoder.layers[0].self_attn.q_proj.weight
+    assert abs(weight.std().item() - 0.1) < 0.01  # not BLIP-2's own 0.02

@@ -221,11 +221,13 @@ class QA:
     subject: SceneObject | None = None  # the object asked about: what "it" means in a follow-up
 
 
-def questions(scene: Scene, rng: random.Random, templates: str = "canonical") -> list[QA]:
+def questions(scene: Scene, rng: random.Random, templates: str = "canonical", hard_no: float = 0.0) -> list[QA]:
     """One question of each type that has exactly one correct answer in this scene, about objects present.
 
     `templates`: "canonical" (the first of each kind, "What color is the triangle?"), "train" (any training
-    template) or "heldout" (templates never trained on).
+    template) or "heldout" (templates never trained on). `hard_no`: the share of "no" questions that pair a
+    colour and a shape the scene has, on different objects (where it has such a pair), so "no" cannot be
+    told from the colours and shapes present alone.
     """
     def ask(kind: str, **slots) -> str:
         options = HELD_OUT_TEMPLATES[kind] if templates == "heldout" else QUESTION_TEMPLATES[kind]
@@ -251,7 +253,11 @@ def questions(scene: Scene, rng: random.Random, templates: str = "canonical") ->
         o = rng.choice(scene.objects)
         out.append(QA(ask("yesno", color=o.color, shape=o.shape), "yes", "yesno", o))
     else:
-        c, s = rng.choice(absent_pairs(scene))
+        pairs = absent_pairs(scene)
+        mixed = [(c, s) for c, s in pairs if c in colors and s in shapes]
+        if hard_no and mixed and rng.random() < hard_no:
+            pairs = mixed
+        c, s = rng.choice(pairs)
         out.append(QA(ask("yesno", color=c, shape=s), "no", "yesno"))
     return out
 

@@ -41,6 +41,7 @@ class TextMix:
     history: float = 0.6  # of questions: after one to three earlier turns
     follow_up: float = 0.5  # of those with history: "Where is it?" about the last turn's object
     typed: float = 0.5  # of questions: as a learner types them (case, spelling, punctuation; see as_typed)
+    hard_no: float = 0.5  # of "no" questions: colour and shape both present, on different objects
 
 
 def prefix_words(scene: Scene) -> list[str]:
@@ -69,7 +70,7 @@ def training_text(scene: Scene, rng: random.Random, mix: TextMix) -> Text:
     if rng.random() < mix.caption:
         return [("", canonical_caption(scene))]
     typed = (lambda q: as_typed(q, rng)) if rng.random() < mix.typed else (lambda q: q)
-    qas = questions(scene, rng, templates="train")
+    qas = questions(scene, rng, templates="train", hard_no=mix.hard_no)
     rng.shuffle(qas)
     history = qas[:rng.randint(1, 3)] if rng.random() < mix.history else []
     last = None
@@ -83,6 +84,14 @@ def training_text(scene: Scene, rng: random.Random, mix: TextMix) -> Text:
     pieces = [((". " if k else "") + format_prompt(typed(q.question)), " " + q.answer) for k, q in enumerate(history)]
     pieces.append(((". " if pieces else "") + format_prompt(typed(last.question)), " " + last.answer))
     return pieces
+
+
+def binding_text(scene: Scene, rng: random.Random) -> Text:
+    """One question about the scene, not its count, and every "no" about a colour and a shape it has on
+    different objects: no answer can be told from which words the prefix holds, only by looking up the object
+    a word belongs to."""
+    qa = rng.choice(questions(scene, rng, templates="train", hard_no=1.0)[1:])
+    return [(format_prompt(qa.question), " " + qa.answer)]
 
 
 def encode_batch(tokenizer, texts: list[Text], num_queries: int, image_token_id: int):
