@@ -135,7 +135,6 @@ def test_questions_as_learners_type_them_keep_their_words():
         assert words == ["what", "is", "the", "color", "of", "the", "circle"]
 
 
-
 def test_a_hard_no_pairs_a_colour_and_a_shape_the_scene_has_on_different_objects():
     def hard_share(hard_no: float) -> float:
         rng, hard, total = random.Random(3), 0, 0

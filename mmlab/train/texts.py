@@ -90,7 +90,7 @@ def binding_text(scene: Scene, rng: random.Random) -> Text:
     """One question about the scene, not its count, and every "no" about a colour and a shape it has on
     different objects: no answer can be told from which words the prefix holds, only by looking up the object
     a word belongs to."""
-    qa = rng.choice(questions(scene, rng, templates="train", hard_no=1.0)[1:])
+    qa = rng.choice([qa for qa in questions(scene, rng, templates="train", hard_no=1.0) if qa.kind != "count"])
     return [(format_prompt(qa.question), " " + qa.answer)]
 
 
