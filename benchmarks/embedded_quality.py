@@ -86,6 +86,7 @@ def main() -> None:
           f"{evaluate.absent_accuracy(blip, bproc, scenes, templates='heldout'):.1%}")
     print(f"BLIP-2 follow-up about \"it\" after a first question: {evaluate.follow_up_accuracy(blip, bproc, scenes):.1%}")
     print(f"OPT alone from the true 13-word prefix: {_figures(evaluate.prefix_accuracy(blip, bproc, scenes))}")
+    print(f"Bridge, nearest prefix word to each query: {_figures(evaluate.bridge_reading(blip, bproc, scenes))}")
 
 
 def _figures(report: dict[str, float]) -> str:

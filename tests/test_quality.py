@@ -62,3 +62,11 @@ def test_blip2_understands_phrasings_it_never_saw_and_says_when_an_object_is_abs
     assert evaluate.vqa_accuracy(*blip2, scenes, templates="heldout", typed=True)["overall"] >= PARAPHRASE_FLOOR
     assert evaluate.absent_accuracy(*blip2, scenes) >= ABSENT_FLOOR
     assert evaluate.follow_up_accuracy(*blip2, scenes) >= FOLLOW_UP_FLOOR
+
+
+def test_blip2_bridge_reads_every_fact_but_the_shape_of_pairs_no_training_image_shows(blip2):
+    reading = evaluate.bridge_reading(*blip2, evaluate.held_out_scenes(60))
+    assert min(reading[k] for k in ("count", "size", "color", "position")) >= 0.97, reading
+    assert reading["shape, trained pairs"] >= 0.93, reading
+    # The measured weakness (issue 11): yellow squares read as circles. Raise this floor when a recipe fixes it.
+    assert reading["shape, held-out pairs"] >= 0.5, reading

@@ -134,7 +134,7 @@ def _metrics(folder) -> dict[str, float]:
     }
 
 
-@pytest.mark.skipif(os.environ.get("MMLAB_RETRAIN") != "1", reason="full retrain (about 35 min on 2 cores): set MMLAB_RETRAIN=1")
+@pytest.mark.skipif(os.environ.get("MMLAB_RETRAIN") != "1", reason="full retrain (about 40 min on 2 cores): set MMLAB_RETRAIN=1")
 def test_full_retrain_reproduces_the_packaged_checkpoints_metrics(tmp_path):
     """`python -m mmlab.train all` with the default seed and one thread gives the packaged checkpoints' figures."""
     import subprocess
