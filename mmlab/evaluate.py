@@ -212,29 +212,30 @@ def prefix_accuracy(model, processor, scenes: list[Scene]) -> dict[str, float]:
 
 def bridge_reading(model, processor, scenes: list[Scene]) -> dict[str, float]:
     """What the bridge reads from each image: the share of prefix slots whose projected query is nearest to the
-    right word among the words a prefix can hold, by slot ("count", and "size", "color", "shape", "position" of
-    each object), and the shape again for objects whose colour/shape pair training images show ("shape, trained
-    pairs") or never show ("shape, held-out pairs"). Where prefix_accuracy is the language model's ceiling, this says which fact of the image the bridge
-    gets wrong."""
+    right word among the words a prefix can hold, by slot ("count", then each object's OBJECT_SLOTS), and the
+    shape again for objects whose colour/shape pair training images show ("shape, trained pairs") or never show
+    ("shape, held-out pairs"). Where prefix_accuracy is the language model's ceiling, this says which fact of
+    the image the bridge gets wrong."""
     from mmlab.train.blip2 import project_queries
-    from mmlab.train.texts import prefix_ids, prefix_vocabulary
+    from mmlab.train.texts import OBJECT_SLOTS, prefix_ids, prefix_vocabulary
 
     word_ids = prefix_vocabulary(processor.tokenizer)
     vocabulary = torch.tensor(sorted(word_ids.values()))  # (V,) token ids
     right = defaultdict(list)
     with torch.inference_mode():
-        words = model.language_model.get_input_embeddings()(vocabulary)  # (V, D)
+        words = model.language_model.get_input_embeddings()(vocabulary).float()  # (V, D)
         for start in range(0, len(scenes), 32):
             chunk = scenes[start:start + 32]
             pixels = processor.image_processor([render_scene(s) for s in chunk], return_tensors="pt").pixel_values
             soft = project_queries(model, pixels.to(model.device, model.dtype)).float()  # (B, Q, D)
-            read = vocabulary[torch.cdist(soft, words.float().expand(len(chunk), -1, -1)).argmin(-1).cpu()]
+            read = vocabulary[torch.cdist(soft, words.expand(len(chunk), -1, -1)).argmin(-1).cpu()]  # (B, Q)
             for scene, got, want in zip(chunk, read.tolist(), prefix_ids(word_ids, chunk).tolist()):
                 right["count"].append(got[0] == want[0])
                 for o in scene.objects:
-                    first = 1 + 4 * POSITIONS.index(o.position)  # the object's four slots: size, colour, shape, position
-                    for k, slot in enumerate(("size", "color", "shape", "position")):
+                    first = 1 + len(OBJECT_SLOTS) * POSITIONS.index(o.position)  # the object's third's slots
+                    for k, slot in enumerate(OBJECT_SLOTS):
                         right[slot].append(got[first + k] == want[first + k])
                     pairs = "held-out pairs" if (o.color, o.shape) in HELD_OUT_COMBOS else "trained pairs"
-                    right[f"shape, {pairs}"].append(got[first + 2] == want[first + 2])
+                    shape = first + OBJECT_SLOTS.index("shape")
+                    right[f"shape, {pairs}"].append(got[shape] == want[shape])
     return {k: sum(v) / len(v) for k, v in right.items()}

@@ -44,6 +44,9 @@ class TextMix:
     hard_no: float = 0.5  # of "no" questions: colour and shape both present, on different objects
 
 
+OBJECT_SLOTS = ("size", "color", "shape", "position")  # a third's prefix words, in order
+
+
 def prefix_words(scene: Scene) -> list[str]:
     """The 13 words that spell a scene: the count, then size, colour, shape and position of the object in
     the left, the middle and the right third ("none" x 4 for an empty third).
@@ -54,7 +57,7 @@ def prefix_words(scene: Scene) -> list[str]:
     words = [NUMBERS[scene.count]]
     for third in POSITIONS:
         o = next((o for o in scene.objects if o.position == third), None)
-        words += [o.size, o.color, o.shape, o.position] if o else ["none"] * 4
+        words += [getattr(o, slot) for slot in OBJECT_SLOTS] if o else ["none"] * len(OBJECT_SLOTS)
     return words
 
 
