@@ -12,11 +12,12 @@ from mmlab import evaluate
 from mmlab.data.images import OFFLINE_SCENES
 from mmlab.models import embedded_path
 
-# Measured on the packaged checkpoints with these samples (retrained 2026-11-29): shape 97%, recall@1 94%, caption
-# attributes 97%, VQA 95% (94% after an earlier turn), held-out phrasings typed as learners do 74%, absent objects
-# answered as absent 77%, follow-ups about "it" 87%; the floors leave a few points of slack.
-SHAPE_FLOOR, RECALL_FLOOR, CAPTION_FLOOR, VQA_FLOOR = 0.93, 0.90, 0.93, 0.90
-PARAPHRASE_FLOOR, ABSENT_FLOOR, FOLLOW_UP_FLOOR = 0.68, 0.70, 0.80
+# Measured on the packaged checkpoints with these samples (BLIP-2 retrained 2026-11-29 on the AMD AVX2 kind): shape
+# 97%, recall@1 94%, caption attributes 98% (whole captions 85%), VQA 94% (93% after an earlier turn), held-out
+# phrasings typed as learners do 80%, absent objects answered as absent 73%, follow-ups about "it" 90%; the floors
+# leave a few points of slack.
+SHAPE_FLOOR, RECALL_FLOOR, CAPTION_FLOOR, EXACT_CAPTION_FLOOR, VQA_FLOOR = 0.93, 0.90, 0.93, 0.80, 0.90
+PARAPHRASE_FLOOR, ABSENT_FLOOR, FOLLOW_UP_FLOOR = 0.75, 0.68, 0.85
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def test_clip_lesson_matrix_has_a_clear_diagonal(clip):
 def test_blip2_captions_name_the_objects(blip2):
     report = evaluate.caption_report(*blip2, evaluate.held_out_scenes(60))
     assert report.attribute_accuracy >= CAPTION_FLOOR, report.examples
+    assert report.exact >= EXACT_CAPTION_FLOOR, report.exact_by_count
 
 
 def test_blip2_answers_questions_with_and_without_history(blip2):
@@ -67,6 +69,6 @@ def test_blip2_understands_phrasings_it_never_saw_and_says_when_an_object_is_abs
 def test_blip2_bridge_reads_every_fact_but_the_shape_of_pairs_no_training_image_shows(blip2):
     reading = evaluate.bridge_reading(*blip2, evaluate.held_out_scenes(60))
     assert min(reading[k] for k in ("count", "size", "color", "position")) >= 0.97, reading
-    assert reading["shape, trained pairs"] >= 0.93, reading
+    assert reading["shape, trained pairs"] >= 0.95, reading
     # The measured weakness (issue 11): yellow squares read as circles. Raise this floor when a recipe fixes it.
     assert reading["shape, held-out pairs"] >= 0.5, reading

@@ -80,7 +80,7 @@ class Blip2Recipe:
     prefix_noise: float = 0.5  # noise std relative to the prefix embeddings' std
     loss_per_text: bool = True  # each text counts alike, however many tokens (see answer_loss)
     texts: TextMix = field(default_factory=TextMix)
-    bridge_steps: int = 500  # its metrics stopped improving after about 400 of 800 steps
+    bridge_steps: int = 800  # at 500, two- and three-object captions were still improving (docs/embedded-default.md)
     bridge_lr: float = 1e-3
     align_weight: float = 1.0
     word_choice_weight: float = 1.0  # see word_choice_loss
