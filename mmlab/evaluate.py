@@ -129,13 +129,12 @@ def caption_report(model, processor, scenes: list[Scene]) -> CaptionReport:
     )
 
 
-def vqa_accuracy(model, processor, scenes: list[Scene], with_history: bool = False, templates: str = "canonical",
-                 typed: bool = False) -> dict[str, float]:
-    """Accuracy by question type about objects present, and "overall".
+Asked = list[tuple[Scene, QA, list[tuple[str, str]]]]  # (scene, question, earlier turns)
 
-    `with_history` asks each question after one earlier (true) turn; `templates` ("canonical", "train" or
-    "heldout", see `mmlab.data.scenes.questions`) and `typed` (as learners type, see `as_typed`) vary the phrasing.
-    """
+
+def vqa_questions(scenes: list[Scene], with_history: bool = False, templates: str = "canonical",
+                  typed: bool = False) -> Asked:
+    """One question of each type about objects present, per scene (see `vqa_accuracy`)."""
     rng = random.Random(0)
     asked = []
     for scene in scenes:
@@ -143,13 +142,28 @@ def vqa_accuracy(model, processor, scenes: list[Scene], with_history: bool = Fal
         for i, qa in enumerate(qas):
             history = [(qas[i - 1].question, qas[i - 1].answer)] if with_history and i > 0 else []
             asked.append((scene, _typed(qa, rng) if typed else qa, history))
-    return _score(model, processor, asked)
+    return asked
+
+
+def vqa_accuracy(model, processor, scenes: list[Scene], with_history: bool = False, templates: str = "canonical",
+                 typed: bool = False) -> dict[str, float]:
+    """Accuracy by question type about objects present, and "overall".
+
+    `with_history` asks each question after one earlier (true) turn; `templates` ("canonical", "train" or
+    "heldout", see `mmlab.data.scenes.questions`) and `typed` (as learners type, see `as_typed`) vary the phrasing.
+    """
+    return _score(model, processor, vqa_questions(scenes, with_history, templates, typed))
+
+
+def absent_questions(scenes: list[Scene], templates: str = "train") -> Asked:
+    """One question per scene about an object it lacks (see `absent_accuracy`)."""
+    rng = random.Random(1)
+    return [(s, absent_question(s, rng, templates), []) for s in scenes]
 
 
 def absent_accuracy(model, processor, scenes: list[Scene], templates: str = "train") -> float:
     """How often a question about an object the scene lacks is answered "there is no ..." (naming it)."""
-    rng = random.Random(1)
-    return _score(model, processor, [(s, absent_question(s, rng, templates), []) for s in scenes])["overall"]
+    return _score(model, processor, absent_questions(scenes, templates))["overall"]
 
 
 def follow_up_accuracy(model, processor, scenes: list[Scene]) -> float:
@@ -168,7 +182,7 @@ def _typed(qa: QA, rng: random.Random) -> QA:
     return QA(as_typed(qa.question, rng), qa.answer, qa.kind, qa.subject)
 
 
-def _score(model, processor, asked: list[tuple[Scene, QA, list[tuple[str, str]]]]) -> dict[str, float]:
+def _score(model, processor, asked: Asked) -> dict[str, float]:
     """Accuracy by kind and overall: a one-word answer must be the first word, a longer one the whole answer."""
     prompts = [format_prompt(qa.question, history) for _, qa, history in asked]
     answers = generate_text(model, processor, [render_scene(s) for s, _, _ in asked], prompts, batch_size=32,
@@ -183,27 +197,26 @@ def _score(model, processor, asked: list[tuple[Scene, QA, list[tuple[str, str]]]
     return report
 
 
-def prefix_accuracy(model, processor, scenes: list[Scene]) -> dict[str, float]:
+def prefix_accuracy(model, processor, asked: Asked) -> dict[str, float]:
     """The language model alone, given each scene's true 13-word prefix instead of the image: accuracy by
-    question type (greedy: every answer token and the end must be the likeliest). The ceiling of the bridge."""
+    question type (greedy: every answer token and the end must be the likeliest) on `asked` (`vqa_questions` or
+    `absent_questions`). The ceiling of the bridge."""
     from mmlab.train.texts import encode_batch, prefix_ids, prefix_vocabulary
 
-    rng = random.Random(0)
-    asked = [(scene, qa) for scene in scenes for qa in questions(scene, rng)]
     lm, tokenizer, q = model.language_model, processor.tokenizer, model.config.num_query_tokens
     embed, word_ids = lm.get_input_embeddings(), prefix_vocabulary(tokenizer)
     right = defaultdict(list)
     with torch.inference_mode():
         for start in range(0, len(asked), 64):
             chunk = asked[start:start + 64]
-            texts = [[(format_prompt(qa.question), " " + qa.answer)] for _, qa in chunk]
+            texts = [[(format_prompt(qa.question, history), " " + qa.answer)] for _, qa, history in chunk]
             ids, attention, labels = encode_batch(tokenizer, texts, q, model.config.image_token_index)
-            prefix = embed(prefix_ids(word_ids, [scene for scene, _ in chunk]))  # (B, Q, D)
+            prefix = embed(prefix_ids(word_ids, [scene for scene, _, _ in chunk]))  # (B, Q, D)
             embeds = torch.cat([prefix, embed(ids[:, q:])], dim=1)  # (B, T, D)
             logits = lm(inputs_embeds=embeds, attention_mask=attention).logits[:, :-1]  # (B, T-1, V)
             targets = labels[:, 1:]
             ok = ((logits.argmax(-1) == targets) | (targets == -100)).all(dim=1)  # (B,)
-            for (_, qa), good in zip(chunk, ok.tolist()):
+            for (_, qa, _), good in zip(chunk, ok.tolist()):
                 right[qa.kind].append(good)
     report = {k: sum(v) / len(v) for k, v in sorted(right.items())}
     report["overall"] = sum(sum(v) for v in right.values()) / sum(len(v) for v in right.values())

@@ -66,6 +66,11 @@ def test_blip2_understands_phrasings_it_never_saw_and_says_when_an_object_is_abs
     assert evaluate.follow_up_accuracy(*blip2, scenes) >= FOLLOW_UP_FLOOR
 
 
+def test_blip2_language_model_answers_every_question_type_from_the_true_prefix(blip2):
+    report = evaluate.prefix_accuracy(*blip2, evaluate.vqa_questions(evaluate.held_out_scenes(30)))
+    assert min(report.values()) >= 0.97, report  # measured: 100% of every type
+
+
 def test_blip2_bridge_reads_every_fact_but_the_shape_of_pairs_no_training_image_shows(blip2):
     reading = evaluate.bridge_reading(*blip2, evaluate.held_out_scenes(60))
     assert min(reading[k] for k in ("count", "size", "color", "position")) >= 0.97, reading
