@@ -91,6 +91,7 @@ def main() -> None:
         ", held-out templates, typed": evaluate.vqa_questions(scenes, templates="heldout", typed=True),
         ", absent objects, training templates": evaluate.absent_questions(scenes),
         ", absent objects, held-out templates": evaluate.absent_questions(scenes, templates="heldout"),
+        ", follow-ups about \"it\" after the true first turn": evaluate.follow_up_questions(scenes),
     }
     for label, asked in ceilings.items():
         print(f"OPT alone from the true 13-word prefix{label}: {_figures(evaluate.prefix_accuracy(blip, bproc, asked))}")

@@ -166,8 +166,9 @@ def absent_accuracy(model, processor, scenes: list[Scene], templates: str = "tra
     return _score(model, processor, absent_questions(scenes, templates))["overall"]
 
 
-def follow_up_accuracy(model, processor, scenes: list[Scene]) -> float:
-    """A colour, shape or position question, then one about the same object as "it" ("Where is it?")."""
+def follow_up_questions(scenes: list[Scene]) -> Asked:
+    """Per scene, a colour, shape or position question as the earlier (true) turn, then one about the same
+    object as "it" ("Where is it?")."""
     rng = random.Random(2)
     asked = []
     for scene in scenes:
@@ -175,7 +176,12 @@ def follow_up_accuracy(model, processor, scenes: list[Scene]) -> float:
         if about:
             first = rng.choice(about)
             asked.append((scene, follow_up(first, rng), [(first.question, first.answer)]))
-    return _score(model, processor, asked)["overall"]
+    return asked
+
+
+def follow_up_accuracy(model, processor, scenes: list[Scene]) -> float:
+    """How often the follow-up of `follow_up_questions` is answered right."""
+    return _score(model, processor, follow_up_questions(scenes))["overall"]
 
 
 def _typed(qa: QA, rng: random.Random) -> QA:
@@ -192,6 +198,11 @@ def _score(model, processor, asked: Asked) -> dict[str, float]:
         said = clean_answer(answer).split(".")[0].strip()
         said = said if " " in qa.answer else said.split(" ")[0]
         right[qa.kind].append(said == qa.answer)
+    return _by_kind(right)
+
+
+def _by_kind(right: dict[str, list[bool]]) -> dict[str, float]:
+    """The share right of each kind, and "overall" over all of them."""
     report = {k: sum(v) / len(v) for k, v in sorted(right.items())}
     report["overall"] = sum(sum(v) for v in right.values()) / max(sum(len(v) for v in right.values()), 1)
     return report
@@ -199,8 +210,8 @@ def _score(model, processor, asked: Asked) -> dict[str, float]:
 
 def prefix_accuracy(model, processor, asked: Asked) -> dict[str, float]:
     """The language model alone, given each scene's true 13-word prefix instead of the image: accuracy by
-    question type (greedy: every answer token and the end must be the likeliest) on `asked` (`vqa_questions` or
-    `absent_questions`). The ceiling of the bridge."""
+    question type (greedy: every answer token and the end must be the likeliest) on `asked` (`vqa_questions`,
+    `absent_questions` or `follow_up_questions`, earlier turns included). The ceiling of the bridge."""
     from mmlab.train.texts import encode_batch, prefix_ids, prefix_vocabulary
 
     lm, tokenizer, q = model.language_model, processor.tokenizer, model.config.num_query_tokens
@@ -218,9 +229,7 @@ def prefix_accuracy(model, processor, asked: Asked) -> dict[str, float]:
             ok = ((logits.argmax(-1) == targets) | (targets == -100)).all(dim=1)  # (B,)
             for (_, qa, _), good in zip(chunk, ok.tolist()):
                 right[qa.kind].append(good)
-    report = {k: sum(v) / len(v) for k, v in sorted(right.items())}
-    report["overall"] = sum(sum(v) for v in right.values()) / sum(len(v) for v in right.values())
-    return report
+    return _by_kind(right)
 
 
 def bridge_reading(model, processor, scenes: list[Scene]) -> dict[str, float]:

@@ -71,6 +71,13 @@ def test_blip2_language_model_answers_every_question_type_from_the_true_prefix(b
     assert min(report.values()) >= 0.97, report  # measured: 100% of every type
 
 
+def test_blip2_language_model_reads_the_earlier_turn_that_it_refers_to(blip2):
+    asked = evaluate.follow_up_questions(evaluate.held_out_scenes(30))
+    with_turn = evaluate.prefix_accuracy(*blip2, asked)["overall"]
+    without = evaluate.prefix_accuracy(*blip2, [(scene, qa, []) for scene, qa, _ in asked])["overall"]
+    assert with_turn >= 0.8 and without <= 0.5, (with_turn, without)  # measured: 87% and 30%
+
+
 def test_blip2_bridge_reads_every_fact_but_the_shape_of_pairs_no_training_image_shows(blip2):
     reading = evaluate.bridge_reading(*blip2, evaluate.held_out_scenes(60))
     assert min(reading[k] for k in ("count", "size", "color", "position")) >= 0.97, reading
