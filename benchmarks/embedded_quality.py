@@ -82,6 +82,7 @@ def main() -> None:
     }
     for label, options in measures.items():
         print(f"BLIP-2 {label}: {_figures(evaluate.vqa_accuracy(blip, bproc, scenes, **options))}")
+    print(f"BLIP-2 VQA (canonical questions) in capitals: {_figures(evaluate.capitals_accuracy(blip, bproc, scenes))}")
     print(f"BLIP-2 absent objects answered as absent: training templates "
           f"{evaluate.absent_accuracy(blip, bproc, scenes):.1%}, held-out templates "
           f"{evaluate.absent_accuracy(blip, bproc, scenes, templates='heldout'):.1%}")

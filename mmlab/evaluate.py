@@ -155,6 +155,14 @@ def vqa_accuracy(model, processor, scenes: list[Scene], with_history: bool = Fal
     return _score(model, processor, vqa_questions(scenes, with_history, templates, typed))
 
 
+def capitals_accuracy(model, processor, scenes: list[Scene]) -> dict[str, float]:
+    """`vqa_accuracy` of the canonical questions typed in capitals, without the question mark
+    ("WHERE IS THE RED SQUARE"): rare in training (see `as_typed`)."""
+    asked = [(s, QA(qa.question.upper().rstrip("?"), qa.answer, qa.kind, qa.subject), h)
+             for s, qa, h in vqa_questions(scenes)]
+    return _score(model, processor, asked)
+
+
 def absent_questions(scenes: list[Scene], templates: str = "train") -> Asked:
     """One question per scene about an object it lacks (see `absent_accuracy`)."""
     rng = random.Random(1)
