@@ -12,12 +12,12 @@ from mmlab import evaluate
 from mmlab.data.images import OFFLINE_SCENES
 from mmlab.models import embedded_path
 
-# Measured on the packaged checkpoints with these samples (BLIP-2 retrained 2026-11-29 on the AMD AVX2 kind): shape
-# 97%, recall@1 94%, caption attributes 98% (whole captions 85%), VQA 94% (93% after an earlier turn), held-out
-# phrasings typed as learners do 80%, absent objects answered as absent 73%, follow-ups about "it" 90%; the floors
-# leave a few points of slack.
+# Measured on the packaged checkpoints with these samples (BLIP-2 retrained 2026-12-04 on the AMD AVX2 kind): shape
+# 97%, recall@1 94%, caption attributes 98% (whole captions 83%), VQA 93% (91% after an earlier turn), held-out
+# phrasings typed as learners do 83%, absent objects answered as absent 83%, follow-ups about "it" 87%, questions
+# in capitals 73%; the floors leave a few points of slack.
 SHAPE_FLOOR, RECALL_FLOOR, CAPTION_FLOOR, EXACT_CAPTION_FLOOR, VQA_FLOOR = 0.93, 0.90, 0.93, 0.80, 0.90
-PARAPHRASE_FLOOR, ABSENT_FLOOR, FOLLOW_UP_FLOOR = 0.75, 0.68, 0.85
+PARAPHRASE_FLOOR, ABSENT_FLOOR, FOLLOW_UP_FLOOR, CAPITALS_FLOOR = 0.78, 0.78, 0.83, 0.65
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,8 @@ def test_blip2_understands_phrasings_it_never_saw_and_says_when_an_object_is_abs
     assert evaluate.vqa_accuracy(*blip2, scenes, templates="heldout", typed=True)["overall"] >= PARAPHRASE_FLOOR
     assert evaluate.absent_accuracy(*blip2, scenes) >= ABSENT_FLOOR
     assert evaluate.follow_up_accuracy(*blip2, scenes) >= FOLLOW_UP_FLOOR
+    # Capitals are rare in training, and the weakest way to type (lesson 04 shows a wrong answer to one).
+    assert evaluate.capitals_accuracy(*blip2, scenes)["overall"] >= CAPITALS_FLOOR
 
 
 def test_blip2_language_model_answers_every_question_type_from_the_true_prefix(blip2):

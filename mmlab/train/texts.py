@@ -37,7 +37,7 @@ class TextMix:
     """Shares of the training texts (each a fraction of its parent)."""
 
     caption: float = 0.3  # the canonical caption, no question
-    absent: float = 0.15  # of questions: about an object the scene lacks ("there is no square")
+    absent: float = 0.25  # of questions: about an object the scene lacks ("there is no square")
     history: float = 0.6  # of questions: after one to three earlier turns
     follow_up: float = 0.5  # of those with history: "Where is it?" about the last turn's object
     typed: float = 0.5  # of questions: as a learner types them (case, spelling, punctuation; see as_typed)
