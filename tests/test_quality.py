@@ -13,11 +13,11 @@ from mmlab.data.images import OFFLINE_SCENES
 from mmlab.models import embedded_path
 
 # Measured on the packaged checkpoints with these samples (BLIP-2 retrained 2026-12-04 on the AMD AVX2 kind): shape
-# 97%, recall@1 94%, caption attributes 98% (whole captions 83%), VQA 93% (91% after an earlier turn), held-out
-# phrasings typed as learners do 83%, absent objects answered as absent 83%, follow-ups about "it" 87%, questions
-# in capitals 73%; the floors leave a few points of slack.
-SHAPE_FLOOR, RECALL_FLOOR, CAPTION_FLOOR, EXACT_CAPTION_FLOOR, VQA_FLOOR = 0.93, 0.90, 0.93, 0.80, 0.90
-PARAPHRASE_FLOOR, ABSENT_FLOOR, FOLLOW_UP_FLOOR, CAPITALS_FLOOR = 0.78, 0.78, 0.83, 0.65
+# 97%, recall@1 94%, caption attributes 98% (whole captions 88%), VQA 95% (91% after an earlier turn), held-out
+# phrasings typed as learners do 88%, absent objects answered as absent 93%, follow-ups about "it" 97%, questions
+# in capitals 75%; the floors leave a few points of slack.
+SHAPE_FLOOR, RECALL_FLOOR, CAPTION_FLOOR, EXACT_CAPTION_FLOOR, VQA_FLOOR = 0.93, 0.90, 0.93, 0.83, 0.90
+PARAPHRASE_FLOOR, ABSENT_FLOOR, FOLLOW_UP_FLOOR, CAPITALS_FLOOR = 0.83, 0.88, 0.90, 0.65
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,11 @@ def test_blip2_language_model_answers_every_question_type_from_the_true_prefix(b
 
 
 def test_blip2_language_model_reads_the_earlier_turn_that_it_refers_to(blip2):
-    asked = evaluate.follow_up_questions(evaluate.held_out_scenes(30))
+    # Three objects, so that "it" is ambiguous without the earlier turn (with one object, "it" needs no turn).
+    asked = evaluate.follow_up_questions(evaluate.held_out_scenes(30, n_objects=3))
     with_turn = evaluate.prefix_accuracy(*blip2, asked)["overall"]
     without = evaluate.prefix_accuracy(*blip2, [(scene, qa, []) for scene, qa, _ in asked])["overall"]
-    assert with_turn >= 0.8 and without <= 0.5, (with_turn, without)  # measured: 87% and 30%
+    assert with_turn >= 0.75 and without <= 0.5, (with_turn, without)  # measured: 83% and 37%
 
 
 def test_blip2_bridge_reads_every_fact_but_the_shape_of_pairs_no_training_image_shows(blip2):
