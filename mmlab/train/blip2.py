@@ -84,7 +84,7 @@ class Blip2Recipe:
     bridge_lr: float = 1e-3
     align_weight: float = 1.0
     word_choice_weight: float = 1.0  # see word_choice_loss
-    query_init_std: float = 0.02  # zero (transformers): alike, they stay so for dozens of steps (lesson 07)
+    query_init_std: float = 0.02  # transformers starts at zero: 13 identical queries (lesson 07)
     qformer_dropout: float = 0.0
     weight_decay: float = 0.01
     batch: int = 64
