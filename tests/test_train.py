@@ -136,8 +136,8 @@ def test_retrain_reproduces_the_packaged_checkpoint_byte_for_byte(tmp_path, stag
 
 
 def _differing_files(new: Path, packaged: Path) -> list[str]:
-    """The files of two checkpoint folders that differ byte for byte, but for config.json's transformers_version,
-    which records the library that wrote the folder, not the training."""
+    """The files of two checkpoint folders that differ: byte for byte, but config.json by its parsed content without
+    transformers_version, which records the library that wrote the folder, not the training."""
     names = sorted(f.name for f in packaged.iterdir())
     assert sorted(f.name for f in new.iterdir()) == names
 
