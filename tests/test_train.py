@@ -182,6 +182,16 @@ def test_blip2_vision_copied_from_clip_computes_the_same_but_for_the_pre_layerno
                                atol=1e-5, rtol=1e-4)
 
 
+def test_all_trains_clip_beside_the_language_model_and_writes_what_one_after_the_other_writes(tmp_path):
+    from mmlab.train.__main__ import main
+
+    main(["all", "--short", "--out", str(tmp_path / "beside")])
+    main(["clip", "--short", "--out", str(tmp_path / "after")])
+    main(["blip2", "--short", "--out", str(tmp_path / "after")])
+    for stage in ("clip", "blip2"):
+        assert not _differing_files(tmp_path / "beside" / stage, tmp_path / "after" / stage), stage
+
+
 def test_blip2_without_a_clip_checkpoint_says_what_to_do(tmp_path, capsys):
     from mmlab.train.__main__ import main
 

@@ -11,11 +11,14 @@
    loss flows through the frozen language model; two more losses pull each projected query toward the
    word embedding of its prefix slot and make it nearest to that word, which tells each query which
    fact of the image to carry.
+
+Step 2 uses no image, so `train_blip2` runs it first: `python -m mmlab.train all` pretrains the language model
+while the CLIP whose vision tower step 1 starts from is still training, in a second process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,10 +367,14 @@ def bridge(model: Blip2ForConditionalGeneration, processor: Blip2Processor, reci
     return curve
 
 
-def train_blip2(recipe: Blip2Recipe, clip_vision: nn.Module, out: Path | None = None, progress: bool = True):
-    """Run the three stages, starting the vision encoder from `clip_vision` (a trained CLIP's `vision_model`).
+def train_blip2(recipe: Blip2Recipe, clip_vision: nn.Module | Callable[[], nn.Module], out: Path | None = None,
+                progress: bool = True):
+    """Run the three stages, starting the vision encoder from `clip_vision` (a trained CLIP's `vision_model`, or a
+    function that returns one: it is called only after the language model's pretraining, which uses no image, so
+    a CLIP can still be training meanwhile, as `python -m mmlab.train all` does).
 
-    Saves to `out` when given. Returns the model, processor and loss curves.
+    Each stage draws its own random streams (`stage_rng`), so the order in which the stages run changes no
+    weight. Saves to `out` when given. Returns the model, processor and loss curves.
     """
     if recipe.num_query_tokens != 1 + 4 * MAX_OBJECTS:
         raise ValueError(f"The recipe trains one query per prefix word: num_query_tokens must be "
@@ -375,15 +382,16 @@ def train_blip2(recipe: Blip2Recipe, clip_vision: nn.Module, out: Path | None = 
     seed_everything(recipe.seed)
     model, processor = build_blip2(recipe, recipe_tokenizer(recipe))
     model.train()
-    copy_clip_vision(model.vision_model, clip_vision)
+    language = pretrain_language_model(model.language_model, processor.tokenizer, recipe,
+                                       model.config.image_token_index, progress)
+    copy_clip_vision(model.vision_model, clip_vision if isinstance(clip_vision, nn.Module) else clip_vision())
     rng = stage_rng(recipe.seed, "vision")
     strengthen_positions(model.vision_model, scene_batch(rng, 16)[1], recipe.position_scale)
     adaptation = WarmUp(recipe.vision_steps, recipe.batch, recipe.vision_lr, seed_filters=False,
                         weight_decay=recipe.weight_decay)
     curves = {
         "vision": warm_up_vision(model.vision_model, adaptation, rng, "BLIP-2 vision adaptation", progress),
-        "language": pretrain_language_model(model.language_model, processor.tokenizer, recipe,
-                                            model.config.image_token_index, progress),
+        "language": language,
     }
     curves["bridge"] = bridge(model, processor, recipe, progress)
     model.eval()

@@ -8,6 +8,7 @@ the image first gives the vision tower the features; contrastive training then a
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -131,3 +132,12 @@ def train_clip(recipe: ClipRecipe, out: Path | None = None, progress: bool = Tru
     if out is not None:
         save_checkpoint(model, processor, out)
     return model, processor, curves
+
+
+def train_clip_quietly(recipe: ClipRecipe, out: Path, threads: int) -> None:
+    """Train and save with `threads` CPU threads and no progress bars, then print the time: what the second
+    process of `python -m mmlab.train all` runs (a spawned process starts with torch's default thread count)."""
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    train_clip(recipe, out, progress=False)
+    print(f"CLIP trained in {time.perf_counter() - start:.0f} s -> {out}", flush=True)
