@@ -347,6 +347,24 @@ def test_binding_batches_ask_one_question_about_several_objects_and_length_batch
     assert all(hi <= lo for (_, hi), (lo, _) in itertools.pairwise(spans))  # the batches do not overlap in length
 
 
+def test_a_share_of_binding_texts_asks_about_an_object_the_scene_lacks():
+    import random
+
+    from mmlab.train.texts import TextMix, binding_text
+
+    def absent_share(mix: TextMix) -> float:
+        rng = random.Random(0)
+        scenes = evaluate.held_out_scenes(2000, n_objects=2)
+        texts = [binding_text(scene, rng, mix) for scene in scenes]
+        for scene, text in zip(scenes, texts):
+            present = {w for o in scene.objects for w in (o.color, o.shape, f"{o.color} {o.shape}")}
+            assert text[0][1].removeprefix(" there is no ").removesuffix(" object") not in present
+        return sum(text[0][1].startswith(" there is no") for text in texts) / len(texts)
+
+    assert absent_share(TextMix(binding_absent=0.0)) == 0
+    assert absent_share(TextMix(binding_absent=0.25)) == pytest.approx(0.25, abs=0.03)
+
+
 def test_the_language_model_reads_every_colour_shape_pair_and_starts_at_the_recipes_init(tokenizer):
     import random
 
