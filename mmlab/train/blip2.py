@@ -75,7 +75,7 @@ class Blip2Recipe:
     vision_steps: int = 300  # adapting the CLIP vision tower it starts from (see copy_clip_vision)
     vision_lr: float = 3e-4
     position_scale: float = 2.0  # see strengthen_positions
-    lm_binding_steps: int = 2400  # first: one question per text, about two or three objects (see binding_batch)
+    lm_binding_steps: int = 1600  # first: one question per text, about two or three objects (see binding_batch)
     lm_steps: int = 1000  # then: the full mix of texts
     lm_binding_share: float = 0.3  # of those later steps: binding batches, so the look-up is kept
     lm_lr: float = 3e-4  # at 1e-3 the look-up was not learnt
