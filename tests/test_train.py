@@ -129,8 +129,9 @@ def test_retrain_reproduces_the_packaged_checkpoint_byte_for_byte(tmp_path, stag
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "mmlab.train", stage, "--clip", str(embedded_path("clip")),
-                    "--out", str(tmp_path), "--threads", "1"], check=True)
+    start_from = ["--clip", str(embedded_path("clip"))] if stage == "blip2" else []
+    subprocess.run([sys.executable, "-m", "mmlab.train", stage, *start_from, "--out", str(tmp_path), "--threads", "1"],
+                   check=True)
     differ = _differing_files(tmp_path / stage, embedded_path(stage))
     assert not differ, f"retrained {stage} differs from the packaged one in {differ}"
 
@@ -198,6 +199,9 @@ def test_blip2_without_a_clip_checkpoint_says_what_to_do(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["blip2", "--short", "--out", str(tmp_path)])
     assert "train it first" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["all", "--short", "--clip", str(embedded_path("clip")), "--out", str(tmp_path)])
+    assert "Drop --clip" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
 def test_greyscale_images_are_grey_and_have_no_colour_targets():

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="CPU threads of each training process (fixed, for reproducibility); `all` runs two: "
                              "CLIP beside BLIP-2's language model")
     args = parser.parse_args(argv)
+    if args.clip is not None and args.model != "blip2":
+        parser.error(f"--clip names the CLIP that `blip2` starts from; `{args.model}` trains its own CLIP into "
+                     f"OUT/clip. Drop --clip, or run `python -m mmlab.train blip2 --clip {args.clip}`.")
     torch.set_num_threads(args.threads)
     out = args.out or PACKAGE_CHECKPOINTS
     clip_recipe, blip2_recipe = (ClipRecipe.short(), Blip2Recipe.short()) if args.short else (ClipRecipe(), Blip2Recipe())
