@@ -42,7 +42,8 @@ def _pixels(image) -> np.ndarray:
 
 
 def _wrap(text: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(text, width)) or text
+    """`text` wrapped to lines of at most `width` characters; its own line breaks are kept."""
+    return "\n".join(wrapped for line in text.split("\n") for wrapped in textwrap.wrap(line, width) or [""])
 
 
 # --- patches -------------------------------------------------------------------------------------
@@ -194,7 +195,7 @@ def attention_overlay(image, attn_map, *, title: str = "Attention over the image
     for ax in axes[panels:]:
         ax.set_visible(False)
     fig.colorbar(mesh, ax=axes[1:panels].tolist(), label="attention weight", shrink=0.8)
-    fig.suptitle(title)
+    fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -220,7 +221,7 @@ def position_similarity(position_embeddings, *, title: str) -> Figure:
     fig.colorbar(mesh, ax=axes.tolist(), label="cosine similarity", shrink=0.8)
     fig.supxlabel("input patch column (each map: its similarity with every patch)")
     fig.supylabel("input patch row")
-    fig.suptitle(title)
+    fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -230,6 +231,7 @@ def attention_masks(masks: dict, token_labels: Sequence[str], *, title: str) -> 
     masks: panel title -> (T, T) boolean mask; token_labels: the T tokens, in order.
     """
     fig = _figure(3.2 * len(masks) + 0.4, 3.6)
+    fig.set_layout_engine("compressed")  # square panels: "constrained" lets the title overlap theirs
     axes = np.atleast_1d(fig.subplots(1, len(masks)))
     for ax, (name, mask) in zip(axes, masks.items(), strict=True):
         m = _as_array(mask)
@@ -240,7 +242,7 @@ def attention_masks(masks: dict, token_labels: Sequence[str], *, title: str) -> 
         ax.set_xticks(ticks, token_labels, rotation=90, fontsize=7)
         ax.set_yticks(ticks, token_labels, fontsize=7)
         ax.set(title=name, xlabel="may attend to (key)", ylabel="token (query)")
-    fig.suptitle(title)
+    fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -324,7 +326,7 @@ def show_preprocessed(pixel_values: torch.Tensor, mean=OPENAI_CLIP_MEAN, std=OPE
     for ax, (label, pixels) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
         ax.imshow(pixels)
         ax.set(title=label, xlabel="x (pixels)", ylabel="y (pixels)")
-    fig.suptitle(title)
+    fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -345,7 +347,7 @@ def show_images(images: Sequence, captions: Sequence[str], *, title: str, xlabel
     for ax in axes[len(images) :]:
         ax.set_visible(False)
     fig.supxlabel(xlabel or "images")
-    fig.suptitle(title)
+    fig.suptitle(title, fontweight="bold")
     return fig
 
 

@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -27,7 +29,7 @@ def assert_titled_and_labelled(fig):
         assert ax.get_title(), f"untitled axes in {fig}"
         assert ax.get_xlabel() or fig.get_supxlabel(), "x axis without label"
         assert ax.get_ylabel() or len(ax.get_yticks()) == 0, "y axis without label"
-    fig.canvas.draw()  # renders without error
+    fig.savefig(io.BytesIO(), format="png")  # renders without error (a closed figure's canvas.draw() does nothing)
 
 
 def test_heatmap_rows_are_images_and_cells_hold_sim_i_j():
@@ -118,6 +120,14 @@ def test_bar_chart_puts_the_largest_on_top_with_values():
     assert_titled_and_labelled(fig)
 
 
+def test_show_images_keeps_a_caption_s_own_line_breaks_and_wraps_long_lines():
+    fig = viz.show_images(IMAGES[:2], ["says: red circle\ntruth: red circle", "a " + "very " * 10 + "long caption"],
+                          title="Gallery")
+    first, second = (ax.get_title() for ax in data_axes(fig))
+    assert first == "says: red circle\ntruth: red circle"
+    assert second.count("\n") >= 1 and max(map(len, second.split("\n"))) <= 26
+
+
 def test_show_images_and_loss_curve():
     fig = viz.show_images(IMAGES, ["r", "g", "b"], title="Gallery", xlabel="rank")
     assert fig.get_suptitle() == "Gallery" and fig.get_supxlabel() == "rank"
@@ -148,3 +158,13 @@ def test_attention_masks_draw_each_mask_with_its_tokens_and_check_sizes():
     assert_titled_and_labelled(fig)
     with pytest.raises(ValueError, match="2 token labels"):
         viz.attention_masks({"causal": causal}, ["q", "a"], title="wrong")
+
+
+def test_attention_masks_title_clears_the_panel_titles():
+    """Lesson 03's three 7 x 7 masks: with square panels the figure's title once overlapped theirs."""
+    masks = {name: torch.ones(7, 7, dtype=torch.bool) for name in ("ITC: unimodal", "ITM: bidirectional", "ITG")}
+    fig = viz.attention_masks(masks, [f"token {k}" for k in range(7)], title="Q-Former stage 1: masks")
+    fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")  # as Jupyter draws it
+    (title,) = [t for t in fig.texts if t.get_text() == "Q-Former stage 1: masks"]
+    panel_tops = [ax.title.get_window_extent().y1 for ax in data_axes(fig)]
+    assert title.get_window_extent().y0 >= max(panel_tops), "the figure's title overlaps a panel's title"
