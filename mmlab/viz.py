@@ -24,11 +24,14 @@ from mmlab.data.io import load_image
 from mmlab.vit import patchify
 
 
-def _figure(width: float, height: float, dpi: float | None = None) -> Figure:
+def _figure(width: float, height: float, dpi: float | None = None, title: str | None = None) -> Figure:
     """A new figure, made through pyplot (which sets up Jupyter's inline display) but closed there,
-    so that Jupyter shows it once, as the returned value, and not a second time at the end of the cell."""
+    so that Jupyter shows it once, as the returned value, and not a second time at the end of the cell.
+    A figure of several panels gets `title` above them, in bold so that it stands apart from theirs."""
     fig = plt.figure(figsize=(width, height), dpi=dpi, layout="constrained")
     plt.close(fig)
+    if title is not None:
+        fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -183,7 +186,7 @@ def attention_overlay(image, attn_map, *, title: str = "Attention over the image
     panels = len(maps) + 1
     cols = min(panels, 5)
     rows = math.ceil(panels / cols)
-    fig = _figure(3.0 * cols + 0.8, 3.0 * rows + 0.5)
+    fig = _figure(3.0 * cols + 0.8, 3.0 * rows + 0.5, title=title)
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     axes[0].imshow(pixels)
     axes[0].set(title="image", xlabel="x (pixels)", ylabel="y (pixels)")
@@ -195,7 +198,6 @@ def attention_overlay(image, attn_map, *, title: str = "Attention over the image
     for ax in axes[panels:]:
         ax.set_visible(False)
     fig.colorbar(mesh, ax=axes[1:panels].tolist(), label="attention weight", shrink=0.8)
-    fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -212,7 +214,7 @@ def position_similarity(position_embeddings, *, title: str) -> Figure:
                          "leave out the class token's row (position 0).")
     unit = F.normalize(pos, dim=-1)
     sim = (unit @ unit.T).reshape(g * g, g, g).numpy()  # (patch, row, column)
-    fig = _figure(0.9 * g + 1.2, 0.9 * g + 0.6)
+    fig = _figure(0.9 * g + 1.2, 0.9 * g + 0.6, title=title)
     axes = np.atleast_1d(fig.subplots(g, g)).reshape(-1)
     for k, ax in enumerate(axes):
         mesh = ax.imshow(sim[k], cmap="viridis", vmin=-1, vmax=1)
@@ -221,7 +223,6 @@ def position_similarity(position_embeddings, *, title: str) -> Figure:
     fig.colorbar(mesh, ax=axes.tolist(), label="cosine similarity", shrink=0.8)
     fig.supxlabel("input patch column (each map: its similarity with every patch)")
     fig.supylabel("input patch row")
-    fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -230,7 +231,7 @@ def attention_masks(masks: dict, token_labels: Sequence[str], *, title: str) -> 
 
     masks: panel title -> (T, T) boolean mask; token_labels: the T tokens, in order.
     """
-    fig = _figure(3.2 * len(masks) + 0.4, 3.6)
+    fig = _figure(3.2 * len(masks) + 0.4, 3.6, title=title)
     fig.set_layout_engine("compressed")  # square panels: "constrained" lets the title overlap theirs
     axes = np.atleast_1d(fig.subplots(1, len(masks)))
     for ax, (name, mask) in zip(axes, masks.items(), strict=True):
@@ -242,7 +243,6 @@ def attention_masks(masks: dict, token_labels: Sequence[str], *, title: str) -> 
         ax.set_xticks(ticks, token_labels, rotation=90, fontsize=7)
         ax.set_yticks(ticks, token_labels, fontsize=7)
         ax.set(title=name, xlabel="may attend to (key)", ylabel="token (query)")
-    fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -322,11 +322,10 @@ def show_preprocessed(pixel_values: torch.Tensor, mean=OPENAI_CLIP_MEAN, std=OPE
         raw = unnormalize(pixel_values, (0, 0, 0), (1, 1, 1)).numpy()  # only clipped and permuted
         panels.append(("normalized values shown as is (wrong)", raw))
     panels.append((f"preprocessed: {shown.shape[1]}x{shown.shape[0]}, un-normalized", shown))
-    fig = _figure(4.2 * len(panels), 4.4)
+    fig = _figure(4.2 * len(panels), 4.4, title=title)
     for ax, (label, pixels) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
         ax.imshow(pixels)
         ax.set(title=label, xlabel="x (pixels)", ylabel="y (pixels)")
-    fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -337,7 +336,7 @@ def show_images(images: Sequence, captions: Sequence[str], *, title: str, xlabel
         raise ValueError(f"{len(images)} images but {len(captions)} captions.")
     cols = min(per_row, len(images))
     rows = math.ceil(len(images) / cols)
-    fig = _figure(2.4 * cols, 2.6 * rows + 0.4)
+    fig = _figure(2.4 * cols, 2.6 * rows + 0.4, title=title)
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     for ax, image, caption in zip(axes, images, captions, strict=False):
         ax.imshow(_pixels(image))
@@ -347,7 +346,6 @@ def show_images(images: Sequence, captions: Sequence[str], *, title: str, xlabel
     for ax in axes[len(images) :]:
         ax.set_visible(False)
     fig.supxlabel(xlabel or "images")
-    fig.suptitle(title, fontweight="bold")
     return fig
 
 

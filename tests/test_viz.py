@@ -1,10 +1,10 @@
 """mmlab.viz: orientation of the similarity heatmap, titles and axis labels on every figure."""
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
-
-import io
 
 import numpy as np
 import pytest
