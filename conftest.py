@@ -1,32 +1,97 @@
-"""Settings for the notebook tests: nbval runs every notebook offline on the embedded default, on the CPU.
+"""Settings for the whole suite: the notebooks' kernel environment, both cores, the quick tier, the few-steps switch.
 
-The committed outputs come from `./workbook refresh` (tools/refresh_notebooks.py), which executes the
-notebooks in the same KERNEL_ENVIRONMENT (mmlab/_kernel_env.py), so the mode banner and every model output
-compare equal on any machine, with or without internet or a GPU. (This file sits at the root, not in
-notebooks/, to keep the learners' folder free of test plumbing.)
+nbval runs every notebook offline on the embedded default, on the CPU. The committed outputs come from
+`./workbook refresh` (tools/refresh_notebooks.py), which executes the notebooks in the same KERNEL_ENVIRONMENT
+(mmlab/_kernel_env.py), so the mode banner and every model output compare equal on any machine, with or without
+internet or a GPU. (This file sits at the root, not in notebooks/, to keep the learners' folder free of test
+plumbing.)
+
+The suite runs on every core (pytest-xdist, `--dist loadgroup` in pyproject.toml): each notebook's cells stay
+together in one kernel on one worker, each test file on one worker (its module fixtures are built once), and the
+browser tests, which share one JupyterLab, on one worker. The costliest groups are handed out first
+(COSTLIEST_FIRST, from `python benchmarks/suite_time.py`), so neither core waits at the end.
+
+`--quick` is the edit loop's tier: the tests not marked `slow`, and each notebook up to its `mmlab.setup()` cell.
+`--lesson-steps=N` runs the training lessons with N steps, for runs that do not compare outputs (`--nbval-lax`).
 """
 
 import os
+import signal
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
-from mmlab._kernel_env import KERNEL_ENVIRONMENT
+from mmlab._kernel_env import KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps
 
 TOOLS = Path(__file__).resolve().parent / "tools"
+# The groups that cost most, in order (./workbook test --durations or benchmarks/suite_time.py, AMD AVX2 kind).
+COSTLIEST_FIRST = ("tests/e2e/", "notebooks/07_", "notebooks/06_", "tests/test_course.py", "notebooks/01_",
+                   "tests/test_train.py")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mmlab")
+    group.addoption("--quick", action="store_true",
+                    help="the edit loop's tier: skip tests marked slow, run each notebook up to its setup() cell")
+    group.addoption("--lesson-steps", type=int, default=None, metavar="N",
+                    help="run the training lessons with N steps (only with --nbval-lax: their outputs then differ)")
 
 
 def pytest_configure(config):
-    """nbval's sanitize patterns (memory addresses), wherever pytest is started from."""
+    """nbval's sanitize patterns (memory addresses), wherever pytest is started from; SIGTERM unwinds like Ctrl-C."""
     if getattr(config.option, "nbval_sanitize_with", "unset") is None:
         config.option.nbval_sanitize_with = str(TOOLS / "nbval_sanitize.cfg")
+    if config.getoption("lesson_steps") is not None and not config.getoption("nbval_lax", False):
+        raise pytest.UsageError("--lesson-steps changes the training lessons' outputs: use it with --nbval-lax")
+    # A CI timeout sends SIGTERM: raise KeyboardInterrupt instead of dying, so fixtures stop their servers and kernels.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def _is_notebook(item) -> bool:
+    return item.path.suffix == ".ipynb"
+
+
+def _group(item, root: Path) -> str:
+    """The xdist group: a notebook or a test file runs whole on one worker; the browser tests share one worker."""
+    where = item.path.relative_to(root).as_posix()
+    return "tests/e2e/" if where.startswith("tests/e2e/") else where
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    steps = config.getoption("lesson_steps")
+    if steps is not None:
+        for notebook in {item.parent for item in items if _is_notebook(item) and item.path.stem in TRAINING_LESSONS}:
+            few_steps([child.cell for child in items if child.parent is notebook], steps, name=notebook.path.name,
+                      why="--lesson-steps")
+    if config.getoption("quick"):
+        kept, dropped, setup_seen = [], [], set()
+        for item in items:
+            if _is_notebook(item):
+                keep = item.parent not in setup_seen
+                if "setup(" in item.cell.source:
+                    setup_seen.add(item.parent)
+            else:
+                keep = item.get_closest_marker("slow") is None and item.get_closest_marker("e2e") is None
+            (kept if keep else dropped).append(item)
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+    def rank(item) -> int:
+        where = item.path.relative_to(root).as_posix()
+        return next((i for i, prefix in enumerate(COSTLIEST_FIRST) if where.startswith(prefix)), len(COSTLIEST_FIRST))
+
+    items.sort(key=rank)  # stable: each group keeps its order
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item, root)))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
     """nbval starts a notebook's kernel while setting up its first cell: start it in the offline environment."""
-    if item.path.suffix != ".ipynb":
+    if not _is_notebook(item):
         yield
         return
     with mock.patch.dict(os.environ, KERNEL_ENVIRONMENT):  # the whole environment put back after the kernel started

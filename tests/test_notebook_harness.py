@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import nbformat
+import pytest
 
-from mmlab._kernel_env import KERNEL_ENVIRONMENT
+from mmlab._kernel_env import KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps
 
 try:
     import tomllib
@@ -54,6 +55,7 @@ def test_pyproject_runs_notebooks_strictly_with_both_timeouts():
     assert 0 < cell_timeout < int(options["timeout"]) <= 15 * 60
 
 
+@pytest.mark.slow
 def test_a_cell_that_ignores_interrupts_fails_within_the_cell_timeout(tmp_path):
     stuck = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)"
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(stuck), nbformat.v4.new_code_cell("1")])
@@ -67,3 +69,44 @@ def test_a_cell_that_ignores_interrupts_fails_within_the_cell_timeout(tmp_path):
     assert result.returncode == 1, result.stdout[-2000:]
     assert "Timeout of 3 seconds exceeded" in result.stdout
     assert time.perf_counter() - start < 90
+
+
+@pytest.mark.parametrize("name", TRAINING_LESSONS)
+def test_training_lessons_have_one_steps_line_to_shorten(name):
+    notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    few_steps(notebook.cells, 4, name=name, why="test")
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code").splitlines()
+    expected = "STEPS = 4  # test: a few steps (nbval runs the lesson in full)"
+    assert [line for line in code if line.startswith("STEPS = ")] == [expected]
+
+
+def test_a_training_lesson_without_its_steps_line_fails_clearly():
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("steps = 400")])
+    with pytest.raises(ValueError, match="exactly one top-level line starting with 'STEPS = '"):
+        few_steps(notebook.cells, 4, name="06_train_clip.ipynb", why="test")
+
+
+@pytest.mark.parametrize("name", TRAINING_LESSONS)
+def test_training_lessons_keep_their_measured_cpu_steps_on_an_apple_gpu(name):
+    """Only CUDA takes the GPU step counts: on MPS (unmeasured, CPU-bound scene rendering) the CPU counts hold."""
+    from mmlab.train.blip2 import Blip2Recipe
+
+    notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    [line] = [line for cell in notebook.cells if cell.cell_type == "code" for line in cell.source.splitlines()
+              if line.startswith("STEPS = ")]
+    steps = {device: eval(line.removeprefix("STEPS = "), {"setup": type("Setup", (), {"device": device}),
+                                                         "Blip2Recipe": Blip2Recipe})
+             for device in ("cpu", "mps", "cuda")}
+    assert steps["mps"] == steps["cpu"] < steps["cuda"], steps
+
+
+def test_kernel_clean_up_finds_processes_without_proc(tmp_path):
+    """macOS has no /proc: the browser tests' clean-up lists processes with `ps` instead of crashing in teardown."""
+    lab_server = _load(ROOT / "tests" / "e2e" / "lab_server.py")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "mmlab-marker-7f3a"])
+    try:
+        for proc in [path for path in (Path("/proc"),) if path.is_dir()] + [tmp_path / "no-proc"]:
+            assert lab_server.processes_mentioning("mmlab-marker-7f3a", proc=proc) == [sleeper.pid], proc
+    finally:
+        sleeper.kill()
+        sleeper.wait()

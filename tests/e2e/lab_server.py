@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmlab._kernel_env import kernel_environment
+from mmlab._kernel_env import TRAINING_LESSONS, few_steps, kernel_environment
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -35,10 +35,9 @@ LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                          "checkForUpdates": False},
 }
-# The training lessons set their step count in one line; the browser runs them with a few steps (nbval runs them in
-# full), so the suite checks that they run and draw without paying for their training twice.
-TRAINING_LESSONS = ("06_train_clip", "07_train_bridge")
-BROWSER_STEPS = "STEPS = 4  # browser test: a few steps (nbval runs the lesson in full)"
+# The training lessons run with a few steps here (nbval runs them in full), so the suite checks that they run and
+# draw without paying for their training twice.
+BROWSER_STEPS = 4
 SERVER_CONFIG = {"LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
                             "extension_manager": "readonly", "expose_app_in_browser": True}}
 
@@ -58,7 +57,7 @@ def prepare_root(root: Path) -> Path:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
         if path.stem in TRAINING_LESSONS:
-            few_steps(notebook, path.name)
+            few_steps(notebook.cells, BROWSER_STEPS, name=path.name, why="browser test")
         notebook.metadata.pop("widgets", None)
         nbformat.write(notebook, path)
     for name, values in LAB_SETTINGS.items():
@@ -68,19 +67,6 @@ def prepare_root(root: Path) -> Path:
     (root / ".lab" / "config").mkdir(parents=True)
     (root / ".lab" / "config" / "jupyter_server_config.json").write_text(json.dumps(SERVER_CONFIG))
     return root
-
-
-def few_steps(notebook, name: str) -> None:
-    """Replace the training lesson's one top-level `STEPS = ...` line with BROWSER_STEPS."""
-    lines = [(cell, i) for cell in notebook.cells if cell.cell_type == "code"
-             for i, line in enumerate(cell.source.splitlines()) if line.startswith("STEPS = ")]
-    if len(lines) != 1:
-        raise ValueError(f"{name}: a training lesson needs exactly one top-level line starting with 'STEPS = ' "
-                         f"(the browser test shortens it), found {len(lines)}")
-    cell, i = lines[0]
-    source = cell.source.splitlines()
-    source[i] = BROWSER_STEPS
-    cell.source = "\n".join(source)
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:
@@ -170,19 +156,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Process ids whose command line contains `text` (this process excluded)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command_line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in command_line:
-            found.append(int(entry.name))
-    return found
+def processes_mentioning(text: str, *, proc: Path = Path("/proc")) -> list[int]:
+    """Process ids whose command line contains `text` (this process excluded): from `proc` where the system has
+    one (Linux), else from `ps` (macOS)."""
+    if proc.is_dir():
+        lines = []
+        for entry in proc.iterdir():
+            try:
+                if entry.name.isdigit():
+                    lines.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                        errors="replace")))
+            except OSError:  # the process ended meanwhile
+                continue
+    else:
+        listing = subprocess.run(["ps", "-A", "-ww", "-o", "pid=,command="], capture_output=True, text=True, check=True)
+        lines = [(int(pid), command) for pid, _, command in
+                 (line.strip().partition(" ") for line in listing.stdout.splitlines()) if pid.isdigit()]
+    return [pid for pid, command_line in lines if text in command_line and pid != os.getpid()]
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -3,10 +3,8 @@ a figure and a library warning pass."""
 
 from __future__ import annotations
 
-import nbformat
 import pytest
 from chat_driver import ChatBox, check_reply
-from lab_server import BROWSER_STEPS, NOTEBOOKS, TRAINING_LESSONS, few_steps
 from notebook_page import RunReport
 
 # A scratch notebook with three chats in front of stand-in sessions (no model needed): one that echoes, one whose
@@ -106,19 +104,3 @@ def test_broken_chats_fail_the_check_with_a_readable_message(notebook):
     message = str(failure.value)
     print(message)
     assert "gave no response to 'Anyone?' within 4 s" in message and "You: Anyone?" in message
-
-
-
-@pytest.mark.parametrize("name", TRAINING_LESSONS)
-def test_training_lessons_run_with_a_few_steps_in_the_browser(name):
-    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    few_steps(notebook, name)
-    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    assert BROWSER_STEPS in code.splitlines()
-    assert sum(line.startswith("STEPS = ") for line in code.splitlines()) == 1
-
-
-def test_a_training_lesson_without_its_steps_line_fails_clearly():
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("steps = 400")])
-    with pytest.raises(ValueError, match="exactly one top-level line starting with 'STEPS = '"):
-        few_steps(notebook, "06_train_clip.ipynb")
