@@ -25,6 +25,7 @@ def images():
 PROMPTS = ["a photo of", "Question: What colour is the circle? Answer:", "", "a", "Her vocalization was"]
 
 
+@pytest.mark.slow
 def test_batched_captions_equal_one_at_a_time(tiny, images):
     model, processor = tiny
     kwargs = {"prompt": PROMPTS, "min_new_tokens": 4, "max_new_tokens": 6}  # at least 4 tokens: nothing trivially empty

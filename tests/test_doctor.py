@@ -36,6 +36,7 @@ def test_a_broken_checkpoint_is_reported_not_raised(monkeypatch, tmp_path, capsy
     assert doctor.main() == 1
 
 
+@pytest.mark.slow
 def test_python_m_mmlab_doctor_runs_and_exits_zero():
     result = subprocess.run([sys.executable, "-m", "mmlab.doctor"], check=False, capture_output=True, text=True,
                             env={**os.environ, "MMLAB_MODE": "offline"}, timeout=300)

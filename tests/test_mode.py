@@ -248,6 +248,7 @@ def test_import_mmlab_stays_light():
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_submodules_load_lazily():
     code = "import mmlab; print(mmlab.models.embedded_path('clip').name)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

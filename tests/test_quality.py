@@ -20,6 +20,8 @@ SHAPE_FLOOR, RECALL_FLOOR, CAPTION_FLOOR, EXACT_CAPTION_FLOOR, VQA_FLOOR = 0.93,
 PARAPHRASE_FLOOR, ABSENT_FLOOR, FOLLOW_UP_FLOOR, CAPITALS_FLOOR = 0.83, 0.88, 0.90, 0.65
 
 
+pytestmark = pytest.mark.slow  # quality floors of the packaged models: seconds each
+
 @pytest.fixture(scope="module")
 def clip():
     path = embedded_path("clip")

@@ -23,6 +23,7 @@ def _falls(curve: list[float], k: int = 5, ratio: float = 0.9) -> bool:
     return np.mean(curve[-k:]) < ratio * np.mean(curve[:k])
 
 
+@pytest.mark.slow
 def test_a_short_clip_run_lowers_both_losses():
     # At this tiny scale the contrastive loss sits on its ln(batch) plateau for a while; how long depends on the
     # initialisation and the data stream. Measured with the per-stage streams (Intel AMX CPU, transformers 5.24,
@@ -47,12 +48,14 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(embedded_path("blip2"))
 
 
+@pytest.mark.slow
 def test_a_short_blip2_run_lowers_the_language_model_loss(clip_vision):
     recipe = replace(Blip2Recipe.short(), lm_steps=30)
     _, _, curves = train_blip2(recipe, clip_vision, progress=False)
     assert _falls(curves["language"], ratio=0.8)
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_other_seed_other_weights():
     a, _, _ = train_clip(ClipRecipe.short(), progress=False)
     b, _, _ = train_clip(ClipRecipe.short(), progress=False)
@@ -62,6 +65,7 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert not torch.equal(a.text_projection.weight, c.text_projection.weight)
 
 
+@pytest.mark.slow
 def test_saved_checkpoints_are_fp16_safetensors_that_reload(tmp_path, clip_vision):
     model, _, _ = train_blip2(Blip2Recipe.short(), clip_vision, tmp_path / "blip2", progress=False)
     files = sorted(p.name for p in (tmp_path / "blip2").iterdir())
@@ -80,6 +84,7 @@ def test_prefix_spells_the_scene_third_by_third_in_13_words():
             assert words[k:k + 4] == [obj.size, obj.color, obj.shape, obj.position]
 
 
+@pytest.mark.slow
 def test_bridge_losses_add_up_and_train_only_what_follows_the_vision_tower(tokenizer):
     import random
 
@@ -183,6 +188,7 @@ def test_blip2_vision_copied_from_clip_computes_the_same_but_for_the_pre_layerno
                                atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_all_trains_clip_beside_the_language_model_and_writes_what_one_after_the_other_writes(tmp_path):
     from mmlab.train.__main__ import main
 
@@ -273,6 +279,7 @@ def test_freezing_for_the_bridge_restores_the_flags_it_found_even_after_an_error
     assert [p.requires_grad for p in blip.parameters()] == before
 
 
+@pytest.mark.slow
 def test_each_stage_draws_its_own_data_so_more_vision_steps_leave_the_language_model_alone(clip_vision):
     short = replace(Blip2Recipe.short(), lm_steps=3, bridge_steps=1)
     a, _, _ = train_blip2(replace(short, vision_steps=1), clip_vision, progress=False)

@@ -100,6 +100,7 @@ def test_rollout_of_pure_self_attention_is_identity():
     torch.testing.assert_close(vit.attention_rollout(attentions), torch.eye(5).unsqueeze(0))
 
 
+@pytest.mark.slow
 def test_short_training_run_lowers_the_loss():
     from mmlab.train.tiny_vit import TinyTrainConfig, train_tiny_vit
 
