@@ -1,14 +1,10 @@
-"""Settings for the whole suite: the notebooks' kernel environment, both cores, the quick tier, the few-steps switch.
+"""Settings for the whole suite: the notebooks' kernel environment, the quick tier, the few-steps switch.
 
 nbval runs every notebook offline on the embedded default, on the CPU. The committed outputs come from
 `./workbook refresh` (tools/refresh_notebooks.py), which executes the notebooks in the same KERNEL_ENVIRONMENT
 (mmlab/_kernel_env.py), so the mode banner and every model output compare equal on any machine, with or without
 internet or a GPU. (This file sits at the root, not in notebooks/, to keep the learners' folder free of test
 plumbing.)
-
-With `-n 2` (pytest-xdist, `--dist loadgroup`) each notebook, each test file and the browser tests are meant to stay
-on one worker, costliest first (COSTLIEST_FIRST). Not yet the default: in a run of 2026-12-07 (AMD AVX2 kind) the
-group names set below did not reach the scheduler and a notebook's cells were split across workers.
 
 `--quick` is the edit loop's tier: the tests not marked `slow`, and each notebook up to its `mmlab.setup()` cell.
 `--lesson-steps=N` runs the training lessons with N steps, for runs that do not compare outputs (`--nbval-lax`).
@@ -24,9 +20,6 @@ import pytest
 from mmlab._kernel_env import KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps
 
 TOOLS = Path(__file__).resolve().parent / "tools"
-# The groups that cost most, in order (./workbook test --durations or benchmarks/suite_time.py, AMD AVX2 kind).
-COSTLIEST_FIRST = ("tests/e2e/", "notebooks/07_", "notebooks/06_", "tests/test_course.py", "notebooks/01_",
-                   "tests/test_train.py")
 
 
 def pytest_addoption(parser):
@@ -51,15 +44,8 @@ def _is_notebook(item) -> bool:
     return item.path.suffix == ".ipynb"
 
 
-def _group(item, root: Path) -> str:
-    """The xdist group: a notebook or a test file runs whole on one worker; the browser tests share one worker."""
-    where = item.path.relative_to(root).as_posix()
-    return "tests/e2e/" if where.startswith("tests/e2e/") else where
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    root = config.rootpath
+    """`--lesson-steps` shortens the training lessons; `--quick` keeps the quick tier's items."""
     steps = config.getoption("lesson_steps")
     if steps is not None:
         for notebook in {item.parent for item in items if _is_notebook(item) and item.path.stem in TRAINING_LESSONS}:
@@ -77,15 +63,6 @@ def pytest_collection_modifyitems(config, items):
             (kept if keep else dropped).append(item)
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-
-    def rank(item) -> int:
-        where = item.path.relative_to(root).as_posix()
-        return next((i for i, prefix in enumerate(COSTLIEST_FIRST) if where.startswith(prefix)), len(COSTLIEST_FIRST))
-
-    items.sort(key=rank)  # stable: each group keeps its order
-    if hasattr(config, "workerinput"):  # an xdist worker: name each item's group as `--dist loadgroup` reads it
-        for item in items:  # (an xdist_group marker added here is not seen by nbval's items: measured, xdist 3.8)
-            item._nodeid = f"{item.nodeid}@{_group(item, root)}"
 
 
 @pytest.hookimpl(hookwrapper=True)

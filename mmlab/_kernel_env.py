@@ -31,7 +31,6 @@ def kernel_environment(**overrides: str) -> dict[str, str]:
     return {**KERNEL_ENVIRONMENT, **overrides}
 
 
-
 TRAINING_LESSONS = ("06_train_clip", "07_train_bridge")
 
 

@@ -106,7 +106,12 @@ def test_kernel_clean_up_finds_processes_without_proc(tmp_path):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "mmlab-marker-7f3a"])
     try:
         for proc in [path for path in (Path("/proc"),) if path.is_dir()] + [tmp_path / "no-proc"]:
-            assert lab_server.processes_mentioning("mmlab-marker-7f3a", proc=proc) == [sleeper.pid], proc
+            deadline = time.monotonic() + 10  # a process just started may not show its command line yet
+            while (found := lab_server.processes_mentioning("mmlab-marker-7f3a", proc=proc)) != [sleeper.pid]:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert found == [sleeper.pid], proc
     finally:
         sleeper.kill()
         sleeper.wait()

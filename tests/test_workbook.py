@@ -36,8 +36,7 @@ def pip_calls(venv: Path) -> list[str]:
 
 
 def workbook(*args: str, cwd: Path, script: Path = WORKBOOK, **environment: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **environment}
-    env.pop("MMLAB_VENV", None) if "MMLAB_VENV" not in environment else None
+    env = {name: value for name, value in os.environ.items() if name != "MMLAB_VENV"} | environment
     return subprocess.run(["sh", str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
                           check=False)
 
