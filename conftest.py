@@ -8,6 +8,11 @@ plumbing.)
 
 `--quick` is the edit loop's tier: the tests not marked `slow`, and each notebook up to its `mmlab.setup()` cell.
 `--lesson-steps=N` runs the training lessons with N steps, for runs that do not compare outputs (`--nbval-lax`).
+
+On several cores (`./workbook test` passes pytest-xdist's `-n`), a worker takes a whole file at a time: every cell of
+a notebook runs in the one kernel nbval started for it, and the browser tests (tests/e2e, one JupyterLab and one
+Chromium for all their files) count as one file. The costliest parts (COSTLIEST_FIRST) are handed out first, so
+the last part to finish is a short one. benchmarks/suite_time.py measures what each part costs.
 """
 
 import os
@@ -20,6 +25,9 @@ import pytest
 from mmlab._kernel_env import KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps
 
 TOOLS = Path(__file__).resolve().parent / "tools"
+# Path prefixes of the parts that take longest (benchmarks/suite_time.py), in the order a worker should start them.
+COSTLIEST_FIRST = ("tests/e2e/", "notebooks/07_", "tests/test_course.py", "notebooks/06_", "tests/test_train.py",
+                   "notebooks/01_", "notebooks/04_", "tests/test_notebook_harness.py")
 
 
 def pytest_addoption(parser):
@@ -38,6 +46,21 @@ def pytest_configure(config):
         raise pytest.UsageError("--lesson-steps changes the training lessons' outputs: use it with --nbval-lax")
     # A CI timeout sends SIGTERM: raise KeyboardInterrupt instead of dying, so fixtures stop their servers and kernels.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    share_the_cores(config)
+
+
+def share_the_cores(config) -> None:
+    """An xdist worker, its kernels and its subprocesses get their share of the cores as math threads.
+
+    Each torch process otherwise starts one thread per core: two workers and their kernels on two cores then
+    spin-wait for each other (measured here: a 19 s training test took 412 s). Set before torch is imported; a
+    value the user set wins.
+    """
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
 
 
 def _is_notebook(item) -> bool:
@@ -45,7 +68,8 @@ def _is_notebook(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """`--lesson-steps` shortens the training lessons; `--quick` keeps the quick tier's items."""
+    """The costliest parts first; `--lesson-steps` shortens the training lessons; `--quick` keeps the quick tier."""
+    items.sort(key=lambda item: cost_rank(part_of(item.nodeid)))  # stable: a notebook's cells keep their order
     steps = config.getoption("lesson_steps")
     if steps is not None:
         for notebook in {item.parent for item in items if _is_notebook(item) and item.path.stem in TRAINING_LESSONS}:
@@ -63,6 +87,30 @@ def pytest_collection_modifyitems(config, items):
             (kept if keep else dropped).append(item)
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def part_of(nodeid: str) -> str:
+    """The unit one worker runs whole: a test file or a notebook; all of tests/e2e is one unit."""
+    path = nodeid.split("::", 1)[0]
+    return "tests/e2e/" if path.startswith("tests/e2e/") else path
+
+
+def cost_rank(part: str) -> int:
+    """The part's place in COSTLIEST_FIRST; every other part after them, in collection order."""
+    return next((i for i, prefix in enumerate(COSTLIEST_FIRST) if part.startswith(prefix)), len(COSTLIEST_FIRST))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's by-file scheduling, with tests/e2e as one unit and the costliest units first."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByPart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return part_of(nodeid)
+
+    config.option.loadscopereorder = False  # keep the collection's order: costliest first (pytest_collection_modifyitems)
+    return ByPart(config, log)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,6 +1,7 @@
 """The notebook harness: one kernel environment for every runner of the notebooks; a stuck cell fails the run."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -115,3 +116,29 @@ def test_kernel_clean_up_finds_processes_without_proc(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+@pytest.mark.slow
+def test_on_two_workers_a_notebook_runs_in_one_kernel_and_the_browser_tests_in_one_worker(tmp_path):
+    """The root conftest's scheduling (loaded here with `-p conftest`), on a copy of the suite's layout: a later
+    cell that uses a name an earlier one defined fails if the cells are split across workers (`--dist load` does)."""
+    cells = ["import os\nworker = os.environ['PYTEST_XDIST_WORKER']"] + ["assert worker"] * 5
+    (tmp_path / "notebooks").mkdir()
+    for name in ("first", "second", "third"):
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        nbformat.write(notebook, tmp_path / "notebooks" / f"{name}.ipynb")
+    e2e = tmp_path / "tests" / "e2e"
+    e2e.mkdir(parents=True)
+    for name in ("test_a.py", "test_b.py"):
+        (e2e / name).write_text("import os\n\n\ndef test_worker():\n"
+                                f"    open({str(tmp_path / 'e2e-workers')!r}, 'a').write(os.environ['PYTEST_XDIST_WORKER'])\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conftest", "-n", "2", "--nbval-lax",
+         "--nbval-current-env", "notebooks", "tests"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+        check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "20 passed" in result.stdout
+    workers = (tmp_path / "e2e-workers").read_text()
+    assert len(workers) == 2 * len("gw0") and workers[:3] == workers[3:], workers

@@ -55,26 +55,6 @@ def test_a_short_blip2_run_lowers_the_language_model_loss(clip_vision):
     assert _falls(curves["language"], ratio=0.8)
 
 
-@pytest.mark.slow
-def test_same_seed_same_weights_other_seed_other_weights():
-    a, _, _ = train_clip(ClipRecipe.short(), progress=False)
-    b, _, _ = train_clip(ClipRecipe.short(), progress=False)
-    c, _, _ = train_clip(replace(ClipRecipe.short(), seed=1), progress=False)
-    for (name, x), y, z in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
-        assert torch.equal(x, y), name
-    assert not torch.equal(a.text_projection.weight, c.text_projection.weight)
-
-
-@pytest.mark.slow
-def test_saved_checkpoints_are_fp16_safetensors_that_reload(tmp_path, clip_vision):
-    model, _, _ = train_blip2(Blip2Recipe.short(), clip_vision, tmp_path / "blip2", progress=False)
-    files = sorted(p.name for p in (tmp_path / "blip2").iterdir())
-    assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
-    again = Blip2ForConditionalGeneration.from_pretrained(tmp_path / "blip2", dtype=torch.float32)
-    assert again.query_tokens.shape == model.query_tokens.shape
-    torch.testing.assert_close(again.query_tokens, model.query_tokens.half().float())
-
-
 def test_prefix_spells_the_scene_third_by_third_in_13_words():
     for scene in evaluate.held_out_scenes(20, n_objects=2):
         words = prefix_words(scene)
@@ -188,15 +168,45 @@ def test_blip2_vision_copied_from_clip_computes_the_same_but_for_the_pre_layerno
                                atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.slow
-def test_all_trains_clip_beside_the_language_model_and_writes_what_one_after_the_other_writes(tmp_path):
+@pytest.fixture(scope="module")
+def short_runs(tmp_path_factory) -> Path:
+    """`python -m mmlab.train all --short` into beside/, and `clip --short` then `blip2 --short` into after/:
+    the short trainings that the tests below share (each costs seconds; they pay for it once)."""
     from mmlab.train.__main__ import main
 
-    main(["all", "--short", "--out", str(tmp_path / "beside")])
-    main(["clip", "--short", "--out", str(tmp_path / "after")])
-    main(["blip2", "--short", "--out", str(tmp_path / "after")])
+    folder = tmp_path_factory.mktemp("short-runs")
+    main(["all", "--short", "--out", str(folder / "beside")])
+    main(["clip", "--short", "--out", str(folder / "after")])
+    main(["blip2", "--short", "--out", str(folder / "after")])
+    return folder
+
+
+@pytest.mark.slow
+def test_all_trains_clip_beside_the_language_model_and_writes_what_one_after_the_other_writes(short_runs):
+    """Two runs with the same seed, in other processes and another order, write the same bytes."""
     for stage in ("clip", "blip2"):
-        assert not _differing_files(tmp_path / "beside" / stage, tmp_path / "after" / stage), stage
+        assert not _differing_files(short_runs / "beside" / stage, short_runs / "after" / stage), stage
+
+
+@pytest.mark.slow
+def test_another_seed_gives_other_weights(short_runs):
+    seed_0 = CLIPModel.from_pretrained(short_runs / "after" / "clip", dtype=torch.float32)
+    seed_1, _, _ = train_clip(replace(ClipRecipe.short(), seed=1), progress=False)
+    assert not torch.equal(seed_0.text_projection.weight, seed_1.text_projection.weight.half().float())
+
+
+@pytest.mark.slow
+def test_saved_checkpoints_are_fp16_safetensors_that_reload(short_runs):
+    from safetensors.torch import load_file
+
+    folder = short_runs / "after" / "blip2"
+    files = sorted(p.name for p in folder.iterdir())
+    assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
+    saved = load_file(folder / "model.safetensors")
+    assert {t.dtype for t in saved.values()} == {torch.float16}
+    again = Blip2ForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)
+    assert again.config.num_query_tokens == Blip2Recipe.short().num_query_tokens
+    torch.testing.assert_close(again.query_tokens, saved["query_tokens"].float())  # loaded, not re-initialised
 
 
 def test_blip2_without_a_clip_checkpoint_says_what_to_do(tmp_path, capsys):
