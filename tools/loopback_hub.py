@@ -10,7 +10,7 @@ its file_download.py, hf_api.py and utils/_http.py:
 - HEAD/GET `/{repo}/resolve/{revision}/{path}`: `X-Repo-Commit`, `ETag` (the git blob id, quoted),
   `Content-Length`; large files (LFS on the real Hub) answer 302 with `Location` on this server's `/lfs/` route
   under the name `localhost` (a host other than HF_ENDPOINT's, as the Hub's CDN is),
-  `X-Linked-Etag` (their sha256) and `X-Linked-Size`. GET honours `Range: bytes=N-` (resumed downloads).
+  `X-Linked-Etag` (their sha256) and `X-Linked-Size`. GET honours `Range: bytes=N-[M]` (resumed downloads, safetensors header reads).
 - GET `/api/models/{repo}` and `/api/models/{repo}/revision/{revision}`: id, sha, siblings.
 - GET `/api/models/{repo}/tree/{revision}[/{path}]` (`?recursive=true`): files with oid, size and lfs.
 - A missing file: 404 with `X-Error-Code: EntryNotFound`; an unknown repo: 401 with `X-Error-Code: RepoNotFound`
@@ -36,7 +36,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LFS_THRESHOLD = 10 * 2**20  # files above this are served as the Hub serves LFS files (a redirect to storage)
+# Files the Hub keeps in LFS (the default .gitattributes of a Hub repo), served as it serves them: a redirect to storage.
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".gz", ".zip")
 CHAPTER_IMAGES_PATH = "/HandsOnLLM/Hands-On-Large-Language-Models/main/chapter09/images/"
 INKBLOT_PATH = "/wikipedia/commons/7/70/Rorschach_blot_01.jpg"
 # The chapter's images (git ls-tree of HandsOnLLM/Hands-On-Large-Language-Models, commit 6042517): their sizes,
@@ -63,7 +64,7 @@ class Repo:
         return cls(folder, files, hashlib.sha1(listing.encode()).hexdigest())
 
     def is_lfs(self, name: str) -> bool:
-        return self.files[name].stat().st_size > LFS_THRESHOLD
+        return name.endswith(LFS_SUFFIXES)
 
     def blob_id(self, name: str) -> str:
         """git's blob id of a (small) file: the ETag the Hub gives it."""
@@ -204,22 +205,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _send_file(self, file: Path, headers: dict[str, str], body: bool) -> None:
         size = file.stat().st_size
-        start = 0
-        if match := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "")):
-            start = min(int(match[1]), size)
-        status = 206 if start else 200
-        headers = headers | {"Content-Length": str(size - start), "Accept-Ranges": "bytes"}
-        if start:
-            headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
-        self.send_response(status)
+        start, end = 0, size - 1
+        ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if ranged:  # a resumed download (`N-`) or a safetensors header read (`0-100000`)
+            start, end = min(int(ranged[1]), size), min(int(ranged[2] or end), end)
+        headers = headers | {"Content-Length": str(max(end - start + 1, 0)), "Accept-Ranges": "bytes"}
+        if ranged:
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        self.send_response(206 if ranged else 200)
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         if body:
             with file.open("rb") as f:
                 f.seek(start)
-                while chunk := f.read(2**20):
+                left = end - start + 1
+                while left > 0 and (chunk := f.read(min(2**20, left))):
                     self.wfile.write(chunk)
+                    left -= len(chunk)
 
     def _send(self, status: int, headers: dict[str, str], data: bytes, body: bool) -> None:
         self.send_response(status)
@@ -234,6 +237,7 @@ class LoopbackHub(http.server.ThreadingHTTPServer):
     """The server: `with LoopbackHub(folder) as hub:` serves in a thread; `hub.url` is its HF_ENDPOINT."""
 
     daemon_threads = True
+    request_queue_size = 128  # huggingface_hub opens several connections at once (one a shard)
 
     def __init__(self, root: Path, port: int = 0, verbose: bool = False):
         super().__init__(("127.0.0.1", port), Handler)
