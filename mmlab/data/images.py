@@ -12,6 +12,14 @@ from mmlab.data.scenes import Scene, SceneObject, canonical_caption, render_scen
 CHAPTER_IMAGES_URL = "https://raw.githubusercontent.com/HandsOnLLM/Hands-On-Large-Language-Models/main/chapter09/images/"
 # The chapter's Rorschach card (its notebook's cell 34); reported to answer HTTP 403 (HandsOnLLM issue #98).
 CHAPTER_INKBLOT_URL = "https://upload.wikimedia.org/wikipedia/commons/7/70/Rorschach_blot_01.jpg"
+# What the chapter's notebook printed for BLIP-2 (HandsOnLLM/Hands-On-Large-Language-Models, chapter09, commit
+# 6042517, cells 33, 35, 38, 39): references to set beside hub mode's outputs, never truths to mark them against.
+CHAPTER_BLIP2_PRINTED = {
+    "car": "an orange supercar driving on the road at sunset",
+    "inkblot": "a black and white ink drawing of a bat",
+    "Write down what you see in this picture.": "A sports car driving on the road at sunset",
+    "What would it cost me to drive that car?": "$1,000,000",
+}
 # Where the chapter's images are fetched from: MMLAB_IMAGE_BASE_URL replaces the scheme and host of both URLs
 # above (a mirror, or the loopback Hub of tools/loopback_hub.py), keeping their paths.
 IMAGE_BASE_VARIABLE = "MMLAB_IMAGE_BASE_URL"
