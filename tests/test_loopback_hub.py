@@ -45,6 +45,8 @@ def hub(server, tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "ENDPOINT", server.url)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    hf_api = importlib.import_module("huggingface_hub.hf_api")  # its module-level HfApi took the endpoint at import
+    monkeypatch.setattr(hf_api.api, "endpoint", server.url)
     server.requests.clear()
     mmlab.setup()
     return server
