@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import stand_ins
 from loopback_hub import CHAPTER_IMAGES, LoopbackHub
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolated_mode")]
+pytestmark = [pytest.mark.slow, pytest.mark.hub, pytest.mark.usefixtures("isolated_mode")]
 
 
 @pytest.fixture(scope="module")
