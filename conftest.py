@@ -8,6 +8,9 @@ plumbing.)
 
 `--quick` is the edit loop's tier: the tests not marked `slow`, and each notebook up to its `mmlab.setup()` cell.
 `--lesson-steps=N` runs the training lessons with N steps, for runs that do not compare outputs (`--nbval-lax`).
+`--hub` runs the notebooks in hub mode against a Hub on loopback (tools/loopback_hub.py) that serves the tiny
+stand-ins of the chapter's repos (tools/stand_ins.py), from an empty Hugging Face cache, so every download, image
+fetch and hub branch runs as in Colab; with `--nbval-lax` (hub outputs differ from the committed offline ones).
 
 On several cores (`./workbook test` passes pytest-xdist's `-n`), a worker takes a whole file at a time: every cell of
 a notebook runs in the one kernel nbval started for it, and the browser tests (tests/e2e, one JupyterLab and one
@@ -17,12 +20,14 @@ the last part to finish is a short one. benchmarks/suite_time.py measures what e
 
 import os
 import signal
+import sys
+import tempfile
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
-from mmlab._kernel_env import KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps
+from mmlab._kernel_env import HUB_UNSET, KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps
 
 TOOLS = Path(__file__).resolve().parent / "tools"
 # Path prefixes of the parts that take longest (benchmarks/suite_time.py), in the order a worker should start them.
@@ -36,6 +41,8 @@ def pytest_addoption(parser):
                     help="the edit loop's tier: skip tests marked slow, run each notebook up to its setup() cell")
     group.addoption("--lesson-steps", type=int, default=None, metavar="N",
                     help="run the training lessons with N steps (only with --nbval-lax: their outputs then differ)")
+    group.addoption("--hub", action="store_true",
+                    help="run the notebooks in hub mode against a loopback Hub serving stand-in repos (with --nbval-lax)")
 
 
 def pytest_configure(config):
@@ -44,6 +51,11 @@ def pytest_configure(config):
         config.option.nbval_sanitize_with = str(TOOLS / "nbval_sanitize.cfg")
     if config.getoption("lesson_steps") is not None and not config.getoption("nbval_lax", False):
         raise pytest.UsageError("--lesson-steps changes the training lessons' outputs: use it with --nbval-lax")
+    if config.getoption("hub"):
+        if not config.getoption("nbval_lax", False):
+            raise pytest.UsageError("--hub runs the notebooks in hub mode, whose outputs differ: use it with --nbval-lax")
+        if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+            config.stash[HUB_KEY] = _start_hub()  # where the notebooks run: each worker, not xdist's controller
     # A CI timeout sends SIGTERM: raise KeyboardInterrupt instead of dying, so fixtures stop their servers and kernels.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     share_the_cores(config)
@@ -61,6 +73,29 @@ def share_the_cores(config) -> None:
         threads = str(max(1, (os.cpu_count() or 1) // workers))
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, threads)
+
+
+HUB_KEY = pytest.StashKey()
+
+
+def _start_hub():
+    """The loopback Hub and the kernels' environment for it (an empty Hugging Face cache of its own)."""
+    sys.path.insert(0, str(TOOLS))
+    from loopback_hub import LoopbackHub
+    from stand_ins import build
+
+    hub = LoopbackHub(build("tiny")).__enter__()
+    cache = tempfile.TemporaryDirectory(prefix="mmlab-hub-cache-")
+    environment = {k: v for k, v in KERNEL_ENVIRONMENT.items() if k not in HUB_UNSET}
+    environment |= hub.environment() | {"HF_HOME": cache.name}
+    return hub, cache, environment
+
+
+def pytest_unconfigure(config):
+    if HUB_KEY in config.stash:
+        hub, cache, _ = config.stash[HUB_KEY]
+        hub.__exit__(None, None, None)
+        cache.cleanup()
 
 
 def _is_notebook(item) -> bool:
@@ -115,9 +150,12 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
-    """nbval starts a notebook's kernel while setting up its first cell: start it in the offline environment."""
+    """nbval starts a notebook's kernel while setting up its first cell: start it in the offline (or --hub) environment."""
     if not _is_notebook(item):
         yield
         return
-    with mock.patch.dict(os.environ, KERNEL_ENVIRONMENT):  # the whole environment put back after the kernel started
+    hub = item.config.stash.get(HUB_KEY, None)
+    with mock.patch.dict(os.environ, hub[2] if hub else KERNEL_ENVIRONMENT):  # all put back once the kernel started
+        for name in HUB_UNSET if hub else ():
+            os.environ.pop(name, None)
         yield

@@ -26,6 +26,11 @@ KERNEL_ENVIRONMENT = MappingProxyType({
 })
 
 
+# What a hub-mode run (`pytest --hub`) takes out of KERNEL_ENVIRONMENT: the offline switches, and the progress-bar
+# switch, so that hub mode's downloads show their bars as they do in Colab.
+HUB_UNSET = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS")
+
+
 def kernel_environment(**overrides: str) -> dict[str, str]:
     """KERNEL_ENVIRONMENT with a caller's own settings on top (`MMLAB_DEVICE="cuda"`, `OMP_NUM_THREADS="1"`)."""
     return {**KERNEL_ENVIRONMENT, **overrides}

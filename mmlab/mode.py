@@ -59,8 +59,8 @@ def setup(mode: Mode | None = None, *, device: str | None = None, seed: int = 0,
     global _current
     _restore_environment()
     chosen, reason = _choose_mode(mode, timeout)
-    _set_environment("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # keeps download bars out of notebook outputs
     if chosen == "offline":
+        _set_environment("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # keeps bars out of the committed (offline) outputs
         _set_environment("HF_HUB_OFFLINE", "1")  # later library calls fail fast instead of waiting
         _set_environment("TRANSFORMERS_OFFLINE", "1")
     _sync_huggingface_hub()
@@ -213,9 +213,22 @@ def _restore_environment() -> None:
 
 
 def _sync_huggingface_hub() -> None:
-    """huggingface_hub reads its switches once at import: update them if it is already imported."""
+    """huggingface_hub reads its switches once at import: update them if it is already imported.
+
+    Download progress bars: off where HF_HUB_DISABLE_PROGRESS_BARS is true (offline mode sets it), on otherwise,
+    so that hub mode shows a multi-gigabyte download moving instead of a silent cell. transformers takes its
+    own switch from huggingface_hub's at import; it is set too if transformers is already imported.
+    """
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
         constants.HF_HUB_OFFLINE = _is_true(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"))
-    if "huggingface_hub.utils" in sys.modules and _is_true(os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")):
-        sys.modules["huggingface_hub.utils"].disable_progress_bars()
+    bars = sys.modules.get("huggingface_hub.utils.tqdm")
+    if bars is not None:
+        hidden = _is_true(os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS"))
+        bars.HF_HUB_DISABLE_PROGRESS_BARS = True if hidden else None  # the copy it took at import
+        if constants is not None:
+            constants.HF_HUB_DISABLE_PROGRESS_BARS = bars.HF_HUB_DISABLE_PROGRESS_BARS
+        (bars.disable_progress_bars if hidden else bars.enable_progress_bars)()
+        logging = sys.modules.get("transformers.utils.logging")  # its "Loading weights" bar follows the same switch
+        if logging is not None:
+            (logging.disable_progress_bar if hidden else logging.enable_progress_bar)()

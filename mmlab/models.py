@@ -7,6 +7,7 @@ the model in eval mode on the device `mmlab.setup()` chose.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -45,8 +46,8 @@ def load_clip(name: str | os.PathLike | None = None):
 
     setup = current_setup()
     source = _resolve(name, CLIP_HUB_ID, "clip", setup)
-    _check_memory(source, setup, "CLIP")
-    model = _from_pretrained(CLIPModel, source, setup, dtype=setup.dtype).to(setup.device).eval()
+    dtype = _check_memory(source, setup, "CLIP")
+    model = _from_pretrained(CLIPModel, source, setup, dtype=dtype).to(setup.device).eval()
     processor = _from_pretrained(CLIPProcessor, source, setup)
     _announce("CLIP", source, model, setup)
     return model, processor
@@ -77,7 +78,7 @@ def load_blip2(name: str | os.PathLike | None = None, *, quantize: Literal["8bit
     if quantize is not None:
         kwargs |= {"quantization_config": _quantization_config(quantize, setup), "device_map": {"": 0}}
     else:
-        _check_memory(source, setup, "BLIP-2")
+        kwargs["dtype"] = _check_memory(source, setup, "BLIP-2")
     model = _from_pretrained(Blip2ForConditionalGeneration, source, setup, **kwargs)
     if quantize is None:
         model = model.to(setup.device)
@@ -94,7 +95,8 @@ def _announce(what: str, source: str, model, setup: Setup) -> None:
         origin = f"the embedded default mmlab/checkpoints/{Path(source).name} (trained offline on the scene world)"
     else:
         origin = f"'{source}'"
-    print(f"{what}: {origin}, {millions:.1f} M parameters, {str(setup.dtype).removeprefix('torch.')} on {setup.device}")
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    print(f"{what}: {origin}, {millions:.1f} M parameters, {dtype} on {setup.device}")
 
 
 # --- internals ------------------------------------------------------------------------------------
@@ -127,25 +129,61 @@ def _from_pretrained(cls, source: str, setup: Setup, **kwargs):
         ) from error
 
 
-def _check_memory(source: str, setup: Setup, what: str) -> None:
-    """Refuse a model that cannot fit in the memory of the chosen device, with what to do instead."""
-    if source in KNOWN_PARAMETERS:
-        needed = KNOWN_PARAMETERS[source] * torch.finfo(setup.dtype).bits // 8
-    else:
-        files = list(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []
-        needed = sum(f.stat().st_size for f in files) * (2 if setup.dtype == torch.float32 else 1)
+def checkpoint_parameters(source: str) -> int | None:
+    """The parameter count a checkpoint's safetensors headers declare, before anything is loaded.
+
+    A local folder: its files' headers. A hub id: the Hub's, through `huggingface_hub.get_safetensors_metadata`
+    (a ranged read of each shard's header, no download). None where neither can be read (offline, or no
+    safetensors files); hub ids then fall back to the chapter's known sizes (KNOWN_PARAMETERS).
+    """
+    from huggingface_hub import constants, get_safetensors_metadata
+    from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingError
+
+    folder = Path(source)
+    if folder.is_dir():
+        from safetensors import safe_open
+
+        total = 0
+        for file in sorted(folder.glob("*.safetensors")):
+            with safe_open(str(file), "pt") as handle:
+                total += sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())  # noqa: SIM118
+        return total or None
+    if constants.HF_HUB_OFFLINE:
+        return KNOWN_PARAMETERS.get(source)
+    try:
+        return sum(get_safetensors_metadata(source).parameter_count.values())
+    except (OSError, NotASafetensorsRepoError, SafetensorsParsingError):  # offline, unknown repo, no headers
+        return KNOWN_PARAMETERS.get(source)
+
+
+def _check_memory(source: str, setup: Setup, what: str) -> torch.dtype:
+    """The dtype to load `source` in: the session's, or bfloat16 on a CPU where float32 does not
+    fit and bfloat16 does (BLIP-2 only: 15 GB in float32, 7.5 GB in bfloat16). Refuses, with what to do instead,
+    a model that fits in neither."""
+    dtype = setup.dtype
+    parameters = checkpoint_parameters(source)
     memory = device_memory(setup.device)
-    if memory is None or needed < 0.9 * memory[0]:
-        return
+    if parameters is None or memory is None:
+        return dtype
     free = memory[0]
+    needed = parameters * torch.finfo(dtype).bits // 8
+    if needed < 0.9 * free:
+        return dtype
+    half = parameters * 2
+    if what == "BLIP-2" and setup.device == "cpu" and dtype == torch.float32 and half < 0.9 * free:
+        print(f"{what}: {needed / 2**30:.1f} GiB in float32 does not fit in the {free / 2**30:.1f} GiB of RAM free; "
+              f"loading it in bfloat16 ({half / 2**30:.1f} GiB) instead. Generation is slower (bfloat16 matrix "
+              "products are emulated on CPUs without AMX) and its words may differ slightly from float32's.")
+        return torch.bfloat16
     advice = (
-        "Load it 8-bit or 4-bit with `quantize='8bit'` (needs a CUDA GPU and `pip install bitsandbytes`)"
-        if what == "BLIP-2" else "Free some memory (restart other notebooks)"
+        "On a CUDA GPU, load it 8-bit or 4-bit with `quantize='8bit'` (`pip install bitsandbytes`); on this "
+        "machine, lessons 03 to 05 run on the embedded BLIP-2 with `mmlab.setup('offline')`"
+        if what == "BLIP-2" else "Free some memory (restart other notebooks), or use the embedded default with "
+        "`mmlab.setup('offline')`"
     )
     raise ModelUnavailableError(
-        f"{what} '{source}' needs about {needed / 2**30:.1f} GiB in {str(setup.dtype).removeprefix('torch.')} "
-        f"but the {setup.device} has {free / 2**30:.1f} GiB free. {advice}, or use the embedded default "
-        f"with `mmlab.setup('offline')`."
+        f"{what} '{source}' needs about {needed / 2**30:.1f} GiB in {str(dtype).removeprefix('torch.')} "
+        f"but the {setup.device} has {free / 2**30:.1f} GiB free. {advice}."
     )
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures for the unit tests."""
 
+import importlib
 import os
 
 import pytest
@@ -27,7 +28,12 @@ def isolated_mode():
     except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
         hub_constants = None
     saved_hub_offline = hub_constants.HF_HUB_OFFLINE if hub_constants else None
+    hub_bars = importlib.import_module("huggingface_hub.utils.tqdm")  # the module: `.utils.tqdm` is also a class
+    saved_bars = hub_bars.HF_HUB_DISABLE_PROGRESS_BARS, dict(hub_bars.progress_bar_states)
     yield
+    hub_bars.HF_HUB_DISABLE_PROGRESS_BARS = saved_bars[0]
+    hub_bars.progress_bar_states.clear()
+    hub_bars.progress_bar_states.update(saved_bars[1])
     os.environ.clear()
     os.environ.update(saved_environ)
     mmlab.mode._current = saved_current

@@ -92,18 +92,18 @@ def test_a_notebook_out_of_step_with_its_exercises_is_refused(tmp_path):
     nb = nbformat.read(course.lessons()["04"], as_version=4)
     nb.cells = [c for c in nb.cells if "check_setting" not in c.source]
     nbformat.write(nb, tmp_path / "04_captioning_vqa.ipynb")
-    with pytest.raises(ValueError, match="2 exercise cells .* defines 3"):
+    with pytest.raises(ValueError, match="3 exercise cells .* defines 4"):
         course.write_course(tmp_path / "course", ["04"], notebooks=tmp_path)
     nb.cells.append(nbformat.v4.new_code_cell("lesson04.check_setting('b')"))
     nb.cells.append(nbformat.v4.new_code_cell("lesson04.check_setting('c')"))
     nbformat.write(nb, tmp_path / "04_captioning_vqa.ipynb")
-    with pytest.raises(ValueError, match="4 exercise cells .* defines 3"):
+    with pytest.raises(ValueError, match="5 exercise cells .* defines 4"):
         course.write_course(tmp_path / "course", ["04"], notebooks=tmp_path)
 
 
 def test_existing_source_notebooks_are_kept_unless_forced(tmp_path, capsys):
     assert course.main(["--out", str(tmp_path), "--lessons", "04"]) == 0
-    assert "lesson04/04_captioning_vqa.ipynb (4 points)" in capsys.readouterr().out
+    assert "lesson04/04_captioning_vqa.ipynb (5 points)" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         course.main(["--out", str(tmp_path), "--lessons", "04"])
     assert "pass --force" in capsys.readouterr().err

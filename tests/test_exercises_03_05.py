@@ -40,14 +40,28 @@ def test_lesson03(tiny, capsys):
     assert "def readable_tokens" in capsys.readouterr().out
 
 
-def test_lesson04(capsys):
-    assert lesson04.check_vqa_prompt(lambda q: f"Question: {q} Answer:")
-    assert not lesson04.check_vqa_prompt(lambda q: f"Question: {q} Answer: ")
+def _solution(n: int, name: str):
+    namespace: dict = {}
+    exec(lesson04.EXERCISES[n].code, namespace)  # noqa: S102 - our own worked solution; the markers are comments
+    return namespace[name]
+
+
+def test_lesson04(tiny, capsys):
+    assert lesson04.check_chat_prompt(_solution(1, "chat_prompt"))
+    assert not lesson04.check_chat_prompt(lambda q, h: _solution(1, "chat_prompt")(q, h) + " ")
     assert "space" in capsys.readouterr().out
+    assert not lesson04.check_chat_prompt(lambda q, h: f"Question: {q} Answer:")  # the history left out
+    assert "1 earlier turn(s)" in capsys.readouterr().out
+    _, processor = tiny
+    prompt = "Question: How many objects are there? Answer:"
+    measured = processor(images=Image.new("RGB", (32, 32)), text=prompt, return_tensors="pt").input_ids.shape[1]
+    assert lesson04.check_input_length(processor, prompt, measured)
+    assert not lesson04.check_input_length(processor, prompt, len(processor.tokenizer.tokenize(prompt)))
+    assert "the prompt alone" in capsys.readouterr().out
     assert lesson04.check_accuracy(lesson04.accuracy)
     assert not lesson04.check_accuracy(lambda a, t: sum(x == y for x, y in zip(a, t)) / len(t))
     assert lesson04.check_setting("b") and not lesson04.check_setting("c") and not lesson04.check_setting("z")
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         lesson04.solution(n)
 
 

@@ -181,6 +181,29 @@ def test_offline_sets_the_hub_switches_and_a_later_hub_setup_undoes_only_its_own
     assert huggingface_hub.constants.HF_HUB_OFFLINE is False
 
 
+def test_hub_mode_shows_download_progress_and_offline_mode_hides_it(hub_server):
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    os.environ["HF_ENDPOINT"] = hub_server.url
+    mmlab.setup("offline")
+    assert huggingface_hub.utils.are_progress_bars_disabled()
+    assert not transformers.utils.logging.is_progress_bar_enabled()
+    mmlab.setup("hub")  # a 15 GB BLIP-2 download must not run in a silent cell
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    assert not huggingface_hub.utils.are_progress_bars_disabled()
+    assert transformers.utils.logging.is_progress_bar_enabled()
+
+
+def test_a_users_own_switch_for_progress_bars_is_kept_in_hub_mode():
+    import huggingface_hub.utils
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    mmlab.setup("hub")
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert huggingface_hub.utils.are_progress_bars_disabled()
+
+
 def test_one_banner_line_says_mode_reason_device_and_dtype(capsys):
     mmlab.setup("offline", device="cpu", seed=3)
     lines = capsys.readouterr().out.splitlines()

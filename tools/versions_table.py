@@ -17,14 +17,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lowest_versions import ROOT, runtime_requirements
+from packaging.utils import canonicalize_name
 
 OUT = ROOT / "docs" / "versions.md"
 ENVIRONMENTS = {"newest (`./workbook test`)": ROOT / ".venv", "lowest (`./workbook test-lowest`)": ROOT / ".venv-lowest"}
-# What Colab's GPU runtime preinstalls (googlecolab/backend-info, pip-freeze.gpu.txt, commit 03a89033, read
-# 2026-11-28); None: not preinstalled. The install cell must never upgrade torch or the widget stack there.
-COLAB = {"torch": "2.11.0", "torchvision": "0.26.0", "transformers": "5.9.0", "open_clip_torch": None,
-         "sentence-transformers": "5.5.1", "ipywidgets": "7.7.1", "matplotlib": "3.10.0", "numpy": "2.0.2",
-         "pillow": "11.3.0", "tqdm": "4.67.3", "safetensors": "0.7.0", "scikit-image": "0.25.2"}
+COLAB_LIST = ROOT / "tools" / "colab_versions.txt"  # what Colab's GPU runtime preinstalls: dated, with its source
+
+
+def colab_versions() -> dict[str, str | None]:
+    """Colab's version of each runtime dependency, from tools/colab_versions.txt; None: not preinstalled there."""
+    pins = {}
+    for line in COLAB_LIST.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return {r.name: pins.get(canonicalize_name(r.name)) for r in runtime_requirements()}
+
+
+COLAB = colab_versions()  # the install cell must never upgrade torch or the widget stack there
 INSTALLED = "import json, sys; from importlib.metadata import version; print(json.dumps({n: version(n) for n in sys.argv[1:]}))"
 
 

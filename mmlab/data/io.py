@@ -25,6 +25,8 @@ DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold (about
 DEFAULT_MAX_BYTES = 50 * 2**20  # 50 MiB per download
 DEFAULT_TIMEOUT = 10.0  # seconds for a whole download
 WHITE = (255, 255, 255)
+# Wikimedia, among others, refuses requests without a User-Agent that names the program and how to reach it.
+USER_AGENT = "mmlab/0.1 (teaching workbook; https://github.com/mmlab-workbook/mmlab) Python-urllib"
 
 
 class ImageLoadError(ValueError):
@@ -146,7 +148,7 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
 def _download(url: str, timeout: float, max_bytes: int) -> bytes:
     """Fetch `url` with a deadline for the whole transfer and a size limit, or raise ImageLoadError."""
     deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": "mmlab"})
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")

@@ -5,25 +5,32 @@ from __future__ import annotations
 from mmlab.blip2 import format_prompt
 from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
 
-_QUESTIONS = ("What color is the circle?", "How many objects are there?", "Is there a red square?")
+_HISTORIES = (
+    ("What color is the circle?", []),
+    ("Where is it?", [("What color is the circle?", "red")]),
+    ("Is there a square?", [("How many objects are there?", "two."), ("What shape is the red object?", "circle")]),
+)
 
 
-def check_vqa_prompt(fn) -> Verdict:
-    """Exercise 1: `fn(question)` must return the chapter's VQA prompt for a question."""
-    for question in _QUESTIONS:
-        want = format_prompt(question)
+def check_chat_prompt(fn) -> Verdict:
+    """Exercise 1: `fn(question, history)` must return the chapter's chat-like prompt, earlier turns first."""
+    for question, history in _HISTORIES:
+        want = format_prompt(question, history)
         try:
-            got = fn(question)
+            got = fn(question, history)
         except Exception as error:  # noqa: BLE001 - the learner's code; report what went wrong
             return verdict(False, "", f"Your function raised {type(error).__name__}: {error}")
         if got != want:
             hint = (
-                "Drop the space after 'Answer:': the model learned to start its answer with a space-marked token "
+                "Drop the space after the last 'Answer:': the model starts its answer with a space-marked token "
                 "itself, and a lone trailing space is a token it rarely saw."
-                if got == want + " " else f"For {question!r} expected {want!r}, got {got!r}."
+                if got == want + " " else
+                f"For {question!r} after {len(history)} earlier turn(s) expected {want!r}, got {got!r}. Each earlier "
+                "answer ends in one full stop, whether or not the model wrote one."
             )
             return verdict(False, "", hint)
-    return verdict(True, "'Question: ... Answer:' with nothing after the colon: the model writes the answer.", "")
+    return verdict(True, "The earlier turns in front, the new question last, nothing after its 'Answer:': BLIP-2 "
+                   "reads the history as part of the text it continues.", "")
 
 
 def accuracy(answers: list[str], truths: list[str]) -> float:
@@ -71,13 +78,37 @@ def check_setting(choice: str) -> Verdict:
     return verdict(choice == "b", _SETTINGS["b"], _SETTINGS[choice])
 
 
+_PREDICT_PROMPT = "Question: How many objects are there? Answer:"
+
+
+def check_input_length(processor, prompt: str, predicted: int) -> Verdict:
+    """Exercise 4: the number of tokens `processor(images=..., text=prompt)` gives, predicted before running it."""
+    tokens = processor.tokenizer(prompt, add_special_tokens=False).input_ids
+    want = processor.num_query_tokens + 1 + len(tokens)  # the <image> tokens, the start token, the prompt's tokens
+    why = (f"{processor.num_query_tokens} <image> placeholders (one per query token), 1 start token "
+           f"({processor.tokenizer.bos_token!r}), then the prompt's {len(tokens)} tokens: {want}.")
+    if predicted == want:
+        return verdict(True, why, "")
+    if predicted == len(tokens):
+        return verdict(False, "", "That is the prompt alone: what else does the processor put in front of it?")
+    return verdict(False, "", f"Not {predicted}. Count what section 1's first cell printed for an empty prompt, "
+                   "then add the prompt's tokens (processor.tokenizer.tokenize shows them).")
+
+
 EXERCISES = {
-    1: Exercise(solved('return f"Question: {question} Answer:"  # no space after the colon',
-                       given="def vqa_prompt(question):", indent=4),
-                "lesson04.check_vqa_prompt(vqa_prompt)"),
+    1: Exercise(solved("""
+                turns = [f"Question: {q} Answer: {a.rstrip('.')}." for q, a in history]
+                return " ".join([*turns, f"Question: {question} Answer:"])  # nothing after the last colon
+                """, given="def chat_prompt(question, history):", indent=4),
+                "lesson04.check_chat_prompt(chat_prompt)"),
     2: Exercise(solved_function(accuracy), "lesson04.check_accuracy(accuracy)", points=2),
     3: Exercise(solved('letter = "b"'), "lesson04.check_setting(letter)",
                 "\n".join(f"({key}) {why}" for key, why in _SETTINGS.items()) + "\nSo the answer is (b)."),
+    4: Exercise(solved("predicted = processor.num_query_tokens + 1 + len(processor.tokenizer.tokenize(prompt))",
+                       given=f"prompt = {_PREDICT_PROMPT!r}"),
+                "lesson04.check_input_length(processor, prompt, predicted)",
+                "The processor puts one <image> placeholder per query token and the start token in front of the "
+                "prompt's own tokens."),
 }
 
 
