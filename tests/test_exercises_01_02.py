@@ -40,13 +40,26 @@ def test_lesson01_conv_to_linear(capsys):
     assert "def conv_to_linear" in capsys.readouterr().out
 
 
-def test_lesson02_eot_position(clip, capsys):
+def test_lesson02_cat_eot_prediction(clip, capsys):
     _, processor = clip
-    assert lesson02.check_eot_position(7, processor)
-    assert not lesson02.check_eot_position(0, processor)
-    assert "startoftext" in capsys.readouterr().out
-    assert not lesson02.check_eot_position(8, processor)
-    assert "start at 0" in capsys.readouterr().out
+    assert lesson02.CAT.split() == ["a", "pixelated", "image", "of", "a", "cute", "cat"]
+    assert lesson02.check_cat_eot(9, processor)  # <|startoftext|>, 8 tokens for 7 words ('pixel', 'ated</w>')
+    capsys.readouterr()
+    for wrong, says in [(0, "startoftext"), (7, "not the <|startoftext|>"), (8, "Run the tokenizer"), (10, "start at 0"),
+                        (3, "Count the tokens")]:
+        assert not lesson02.check_cat_eot(wrong, processor)
+        out = capsys.readouterr().out
+        assert says in out and "9" not in out, (wrong, out)  # a hint, never the answer
+
+
+def test_lesson02_mislabelled_cell(capsys):
+    assert lesson02.check_mislabelled_cell((1, 2))
+    capsys.readouterr()
+    for wrong, says in [((2, 1), "the pair the printed labels claim"), ((1, 1), "diagonal"), ((0, 2), "cosine_similarity"),
+                        ("cat", "(row, column)")]:
+        assert not lesson02.check_mislabelled_cell(wrong)
+        out = capsys.readouterr().out
+        assert says in out and "(1, 2)" not in out, (wrong, out)
 
 
 def test_lesson02_similarity_matrix(capsys):
