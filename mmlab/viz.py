@@ -168,10 +168,13 @@ def bar_chart(values, labels: Sequence[str], *, title: str, xlabel: str, ylabel:
 
 
 def attention_overlay(image, attn_map, *, title: str = "Attention over the image", head_labels=None,
-                      alpha: float = 0.6, cmap: str = "inferno") -> Figure:
+                      alpha: float = 0.6, cmap: str = "inferno", smooth: bool = True,
+                      vmin: float | None = None, vmax: float | None = None) -> Figure:
     """The image, then the attention map(s) upsampled to it and laid over it.
 
     attn_map: (g, g) one map, or (heads, g, g) one panel per head; values as given (see the colour bar).
+    smooth=False upsamples by repeating each patch's value (blocks, one per patch) instead of bilinearly;
+    vmin/vmax fix the colour scale (default: the maps' own range), so that figures can share one.
     """
     maps = _as_array(attn_map)
     maps = maps[None] if maps.ndim == 2 else maps
@@ -179,7 +182,8 @@ def attention_overlay(image, attn_map, *, title: str = "Attention over the image
         raise ValueError(f"attn_map must be (g, g) or (heads, g, g), not {maps.shape}.")
     pixels = _pixels(image)
     h, w = pixels.shape[:2]
-    up = F.interpolate(torch.from_numpy(maps)[:, None].float(), size=(h, w), mode="bilinear", align_corners=False)
+    resize = {"mode": "bilinear", "align_corners": False} if smooth else {"mode": "nearest"}
+    up = F.interpolate(torch.from_numpy(maps)[:, None].float(), size=(h, w), **resize)
     up = up[:, 0].numpy()  # (heads, H, W)
     labels = list(head_labels) if head_labels is not None else (
         ["attention"] if len(maps) == 1 else [f"head {k}" for k in range(len(maps))])
@@ -190,7 +194,8 @@ def attention_overlay(image, attn_map, *, title: str = "Attention over the image
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     axes[0].imshow(pixels)
     axes[0].set(title="image", xlabel="x (pixels)", ylabel="y (pixels)")
-    vmin, vmax = float(maps.min()), float(maps.max())
+    vmin = float(maps.min()) if vmin is None else vmin
+    vmax = float(maps.max()) if vmax is None else vmax
     for ax, m, label in zip(axes[1:], up, labels, strict=False):
         ax.imshow(pixels)
         mesh = ax.imshow(m, alpha=alpha, cmap=cmap, vmin=vmin, vmax=vmax)

@@ -13,17 +13,19 @@ def clip():
     return tiny_clip(image_size=64, patch_size=16)  # 4x4 = 16 patches
 
 
-def test_lesson01_counts(clip, capsys):
-    model, _ = clip
-    assert lesson01.check_num_tokens(17, model)
-    assert not lesson01.check_num_tokens(16, model)
-    assert "class token" in capsys.readouterr().out
-    assert lesson01.check_patch_length(16 * 16 * 3, model)
-    assert not lesson01.check_patch_length(256, model)
-    assert "3 colour channels" in capsys.readouterr().out
-    assert lesson01.check_projection_parameters(590_592)
-    assert not lesson01.check_projection_parameters(589_824)
-    assert "bias" in capsys.readouterr().out
+@pytest.mark.parametrize(("check", "right", "wrongs"), [
+    (lesson01.check_vitg_tokens, 257, {256: "patches only", 50: "32-pixel", 197: "16-pixel", 3: "How many patches"}),
+    (lesson01.check_vitg_patch_length, 588, {196: "one colour channel", 768: "16 x 16", 3072: "32 x 32", 5: "Count"}),
+    (lesson01.check_b32_projection_parameters, 2_359_296,
+     {2_360_064: "bias", 590_592: "ViT-B/16", 589_824: "16-pixel", 7: "n*m weights"}),
+])
+def test_lesson01_counts_for_other_patch_sizes(capsys, check, right, wrongs):
+    assert check(right)
+    capsys.readouterr()
+    for wrong, says in wrongs.items():
+        assert not check(wrong)
+        out = capsys.readouterr().out
+        assert says in out and str(right) not in out.replace(",", ""), (wrong, out)  # a hint, never the answer
 
 
 def test_lesson01_conv_to_linear(capsys):

@@ -78,6 +78,21 @@ def test_attention_overlay_one_map_and_per_head():
         assert_titled_and_labelled(fig)
 
 
+def test_attention_overlay_blocks_per_patch_and_a_shared_colour_scale():
+    attn = torch.zeros(2, 2)
+    attn[0, 1] = 1.0  # one hot patch, top right
+    blocky = viz.attention_overlay(Image.new("RGB", (64, 64)), attn, smooth=False, vmin=0.0, vmax=2.0)
+    overlay = data_axes(blocky)[1].get_images()[1]
+    pixels = overlay.get_array()
+    assert pixels.shape == (64, 64)
+    assert set(np.unique(pixels)) == {0.0, 1.0}  # blocks, not a blurred blob
+    assert pixels[:32, 32:].min() == 1.0 and pixels[32:, :].max() == 0.0
+    assert overlay.get_clim() == (0.0, 2.0)
+    smooth = viz.attention_overlay(Image.new("RGB", (64, 64)), attn)
+    assert len(np.unique(data_axes(smooth)[1].get_images()[1].get_array())) > 2
+    assert data_axes(smooth)[1].get_images()[1].get_clim() == (0.0, 1.0)
+
+
 def test_embedding_map_shows_both_modalities_and_the_gap():
     g = torch.Generator().manual_seed(0)
     img, txt = torch.randn(4, 16, generator=g) + 2, torch.randn(4, 16, generator=g) - 2
