@@ -7,7 +7,6 @@ import torch
 from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
 from mmlab.vit import conv_to_linear_weight, patchify
 
-
 # BLIP-2's image encoder (EVA ViT-g, lesson 03) reads 224-pixel images in 14-pixel patches; the chapter's CLIP,
 # openai/clip-vit-base-patch32, projects 32-pixel RGB patches to width 768 with a bias-free Conv2d.
 VITG_IMAGE_SIZE, VITG_PATCH_SIZE = 224, 14
