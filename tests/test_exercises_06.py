@@ -2,10 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mmlab.data.scenes import sample_scene
 from mmlab.exercises import SOLUTION_BEGIN, SOLUTION_END, lesson06
 
 
@@ -13,7 +15,8 @@ def run_worked(n: int) -> bool:
     """Run exercise `n`'s worked solution and its check as the notebook would; the check's verdict."""
     code = "\n".join(line for line in lesson06.EXERCISES[n].code.splitlines()
                      if line.strip() not in (SOLUTION_BEGIN, SOLUTION_END))
-    names = {"lesson06": lesson06, "torch": torch}
+    names = {"lesson06": lesson06, "torch": torch, "np": np, "shape_only_share": lesson06.shape_only_share,
+             "sample_scene": sample_scene}
     exec(code, names)  # noqa: S102 - our own worked solution
     return bool(eval(lesson06.EXERCISES[n].check, names))
 
@@ -63,7 +66,7 @@ def raises(image, text, scale):
     (positive, "minus their mean"),
     (per_pair, "return one number"),
     (raises, "raised ValueError: not written yet"),
-    (lambda image, text, scale: torch.tensor(0.0), "Expected"),
+    (lambda image, text, scale: torch.tensor(0.0), "not ClipLoss's value"),
 ])
 def test_loss_mistakes_get_their_reason(fn, reason, capsys):
     assert not lesson06.check_loss(fn)
@@ -96,13 +99,14 @@ def test_temperature_mistakes_get_their_reason(p, reason, capsys):
     assert reason in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("letter", "reason"), [
-    ("a", "batch size and the starting loss stay the same"),
-    ("c", "learnt parameter"),
-    ("d", "HELD_OUT_COMBOS"),
-    ("e", "Answer with one of"),
-])
-def test_hard_negative_mistakes_get_their_reason(letter, reason, capsys):
-    assert not lesson06.check_hard_negatives(letter)
-    assert reason in capsys.readouterr().out
-    assert lesson06.check_hard_negatives(" B ")
+def test_share_at_64_is_measured_not_recalled(capsys):
+    want = lesson06.share_at(64)
+    assert lesson06.share_at(32) == pytest.approx(0.36, abs=0.005)  # the lesson's printed 36.0%
+    assert want > 0.45  # twice the batch: a shape-only negative is much more common
+    assert lesson06.check_share_at_64(want)
+    capsys.readouterr()
+    for wrong, says in [(0.36, "batches of 32"), (0.2, "Smaller than at 32"), (0.9, "Measure rather"), (55, "between 0 and 1"),
+                        ("lots", "a number")]:
+        assert not lesson06.check_share_at_64(wrong)
+        out = capsys.readouterr().out
+        assert says in out and f"{want:.0%}" not in out and f"{want:.2f}" not in out

@@ -61,7 +61,7 @@ def check_loss(fn) -> Verdict:
         return verdict(True, f"{got:.4f}, as ClipLoss: the mean of -log p(own caption) over the images and "
                        "-log p(own image) over the captions.", "")
     hint = next((why for value, why in hints if abs(got - value) < 1e-5),
-                f"Expected {want:.4f}, got {got:.4f}. Scale the similarities, take log_softmax along each "
+                f"Got {got:.4f}, not ClipLoss's value. Scale the similarities, take log_softmax along each "
                 "dimension, keep the diagonal (the right pairs), and average minus their means.")
     return verdict(False, "", hint)
 
@@ -101,23 +101,48 @@ def check_temperature(p: float) -> Verdict:
                    hint)
 
 
-_HARD_NEGATIVES = {
-    "a": "Hard negatives replace random scenes in the batch: the batch size and the starting loss stay the same.",
-    "b": "In a random batch, colour (and count and size) already tell almost every pair of captions apart, so the "
-         "loss falls without shape; two scenes that differ only in one object's shape can be told apart only by "
-         "shape, so the loss must learn it.",
-    "c": "The temperature is a learnt parameter of the model; hard negatives change the data, not it.",
-    "d": "shape_contrast_batch skips the held-out colour/shape pairs (HELD_OUT_COMBOS), so the held-out test "
-         "stays fair.",
-}
+SHARE_BATCH, SHARE_BATCHES, SHARE_OF_32 = 64, 200, 0.36  # exercise 4: the lesson measured 36.0% at batch 32
 
 
-def check_hard_negatives(choice: str) -> Verdict:
-    """Exercise 4: why do the recipe's shape hard negatives teach CLIP shape?"""
-    choice = choice.strip().lower()
-    if choice not in _HARD_NEGATIVES:
-        return verdict(False, "", f"Answer with one of {sorted(_HARD_NEGATIVES)}.")
-    return verdict(choice == "b", _HARD_NEGATIVES["b"], _HARD_NEGATIVES[choice])
+def shape_only_share(scenes) -> float:
+    """Share of scenes whose batch holds another with the same colours (in order) but other shapes."""
+    colours = [tuple(o.color for o in s.objects) for s in scenes]
+    shapes = [tuple(o.shape for o in s.objects) for s in scenes]
+    return sum(any(colours[j] == colours[i] and shapes[j] != shapes[i] for j in range(len(scenes)) if j != i)
+               for i in range(len(scenes))) / len(scenes)
+
+
+def share_at(batch: int, batches: int = SHARE_BATCHES, seed: int = 2) -> float:
+    """The mean share over `batches` random batches of `batch` scenes, drawn as the lesson draws them."""
+    import random
+
+    from mmlab.data.scenes import sample_scene
+
+    rng = random.Random(seed)
+    return sum(shape_only_share([sample_scene(rng) for _ in range(batch)]) for _ in range(batches)) / batches
+
+
+def check_share_at_64(share: float) -> Verdict:
+    """Exercise 4: the share of scenes with a negative only shape tells apart, in random batches of 64."""
+    try:
+        got = float(share)
+    except (TypeError, ValueError):
+        return verdict(False, "", "Pass the share as a number between 0 and 1.")
+    want = share_at(SHARE_BATCH)
+    if abs(got - want) <= 0.03:
+        return verdict(True, f"About {want:.0%}: twice the scenes, so more chances that another has the same colours "
+                       "and other shapes. A random batch asks for shape more often as it grows, but most of the "
+                       "recipe's shape pressure still has to come from hard negatives built on purpose.", "")
+    if got > 1:
+        hint = "A share lies between 0 and 1 (0.5 is 50%)."
+    elif abs(got - SHARE_OF_32) <= 0.03:
+        hint = "That is the share for batches of 32, measured in the lesson. Measure it for batches of 64."
+    elif got < SHARE_OF_32:
+        hint = ("Smaller than at 32? With more scenes in the batch, is another scene with the same colours more or "
+                "less likely? Measure it: shape_only_share on 200 random batches of 64.")
+    else:
+        hint = "Measure rather than guess: the mean of shape_only_share over 200 random batches of 64 scenes."
+    return verdict(False, "", hint)
 
 
 EXERCISES = {
@@ -131,8 +156,13 @@ EXERCISES = {
         "lesson06.check_chance_loss(chance)"),
     3: Exercise(solved("p = torch.tensor(lesson06.COSINES).mul(lesson06.LOGIT_SCALE).softmax(0)[0].item()"),
                 "lesson06.check_temperature(p)", "Scale the two cosines, then take their softmax:"),
-    4: Exercise(solved('letter = "b"'), "lesson06.check_hard_negatives(letter)",
-                "\n".join(f"({key}) {why}" for key, why in _HARD_NEGATIVES.items()) + "\nSo the answer is (b)."),
+    4: Exercise(solved("""
+        import random
+
+        rng = random.Random(2)
+        share = float(np.mean([shape_only_share([sample_scene(rng) for _ in range(64)]) for _ in range(200)]))"""),
+        "lesson06.check_share_at_64(share)",
+        "The lesson's own measurement, with batches of 64 instead of 32:"),
 }
 
 
