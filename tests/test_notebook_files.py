@@ -165,3 +165,11 @@ def test_refresh_keeps_a_text_progress_bar_at_its_last_state(tmp_path):
     refresh_notebooks.collapse_carriage_returns(path)
     outputs = nbformat.read(path, as_version=4).cells[0].outputs
     assert [(o.name, o.text) for o in outputs] == [("stdout", "steps: 100%|##| 3/3\ndone\n"), ("stderr", "a warning\n")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cells_are_short_enough_to_read(path):
+    """The lessons' style: one idea a cell, at most 15 lines; split a longer cell."""
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(nbformat.read(path, as_version=4).cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > 15]
+    assert not long, f"{path.name}: code cells over 15 lines (cell index, lines): {long}"
