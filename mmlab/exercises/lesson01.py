@@ -73,17 +73,6 @@ def check_conv_to_linear(fn) -> Verdict:
     return verdict(ok, "patchify(images) @ W.T equals the strided convolution: the same map, two views.", hint)
 
 
-def check_projection_parameters(answer: int) -> Verdict:
-    """Exercise 4: the parameters of ViT-B/16's patch projection (16x16 RGB patches to D = 768, with bias)."""
-    weights, bias = 16 * 16 * 3 * 768, 768
-    wrong = {
-        weights: f"{weights:,} counts the weight matrix only: add the bias, one per output.",
-        16 * 16 * 3: "768 is the input size of the layer; it maps 768 inputs to 768 outputs.",
-    }.get(answer, "A linear layer from n inputs to m outputs has n*m weights and m biases.")
-    return verdict(answer == weights + bias, f"768 x 768 weights + 768 biases = {weights + bias:,}: "
-                   "the same for any image size, since every patch shares them.", wrong)
-
-
 def conv_to_linear(weight: torch.Tensor) -> torch.Tensor:
     """(D, C, P, P) -> (D, P*P*C), flattened like `patchify`: row, column, channel."""
     return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
