@@ -322,11 +322,14 @@ def show_preprocessed(pixel_values: torch.Tensor, mean=OPENAI_CLIP_MEAN, std=OPE
     next to the original image when given; with `show_raw`, also the normalized values shown as they
     are (clipped to 0-1 by imshow): the mistake un-normalizing avoids."""
     shown = unnormalize(pixel_values, mean, std).numpy()
-    panels = [("original", _pixels(original))] if original is not None else []
+    panels = []
+    if original is not None:
+        before = _pixels(original)
+        panels.append((f"original: {before.shape[1]}x{before.shape[0]}", before))
     if show_raw:
         raw = unnormalize(pixel_values, (0, 0, 0), (1, 1, 1)).numpy()  # only clipped and permuted
-        panels.append(("normalized values shown as is (wrong)", raw))
-    panels.append((f"preprocessed: {shown.shape[1]}x{shown.shape[0]}, un-normalized", shown))
+        panels.append(("normalized values,\nshown as is (wrong)", raw))
+    panels.append((f"preprocessed: {shown.shape[1]}x{shown.shape[0]},\nun-normalized", shown))
     fig = _figure(4.2 * len(panels), 4.4, title=title)
     for ax, (label, pixels) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
         ax.imshow(pixels)

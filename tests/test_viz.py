@@ -122,7 +122,9 @@ def test_unnormalize_inverts_clip_normalization_and_permutes():
     torch.testing.assert_close(shown, rgb.permute(1, 2, 0))
     fig = viz.show_preprocessed(((rgb - mean) / std)[None], original=IMAGES[0], show_raw=True)
     titles = [ax.get_title() for ax in data_axes(fig)]
-    assert titles[0] == "original" and "wrong" in titles[1] and "un-normalized" in titles[2]
+    w, h = IMAGES[0].size
+    assert titles[0] == f"original: {w}x{h}" and "wrong" in titles[1] and "8x6" not in titles[2]
+    assert titles[2] == "preprocessed: 6x8,\nun-normalized"  # width x height of what the model sees
     assert_titled_and_labelled(fig)
 
 
