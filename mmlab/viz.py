@@ -268,7 +268,8 @@ def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None
 
     The crosses mark each modality's mean, the arrow between them is the modality gap (its length in
     the full space is in the legend). With `connect_pairs`, image i and text i are joined by a dotted line.
-    At most `max_labels` points per modality are labelled (evenly spread), so the labels stay readable.
+    At most `max_labels` points per modality are labelled (evenly spread), and none close to a label already
+    placed, so the labels stay readable.
     """
     img = F.normalize(torch.as_tensor(_as_array(image_emb)), dim=-1)
     txt = F.normalize(torch.as_tensor(_as_array(text_emb)), dim=-1)
@@ -278,17 +279,22 @@ def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None
     xy = (centered @ v[:2].T).numpy()  # (Ni + Nt, 2)
     share = (s**2 / (s**2).sum()).numpy()
     pi, pt = xy[: len(img)], xy[len(img) :]
-    fig = _figure(8, 6.5)
+    fig = _figure(10.5, 6.5)
     ax = fig.add_subplot()
     if connect_pairs and len(pi) == len(pt):
         for a, b in zip(pi, pt, strict=True):
             ax.plot([a[0], b[0]], [a[1], b[1]], ":", color="grey", linewidth=0.8)
     ax.scatter(pi[:, 0], pi[:, 1], marker="o", s=60, color="tab:blue", label="image")
     ax.scatter(pt[:, 0], pt[:, 1], marker="^", s=70, color="tab:orange", label="text")
+    span = np.ptp(xy, axis=0).clip(min=1e-9)  # to measure closeness in the map's own proportions
+    placed: list[np.ndarray] = []
     for points, labels in ((pi, image_labels), (pt, text_labels)):
         labels = list(labels or [])
         for k in np.unique(np.linspace(0, len(labels) - 1, min(max_labels, len(labels))).round().astype(int)):
             (x, y), label = points[k], labels[k]
+            if any(abs(dx) < 0.25 and abs(dy) < 0.05 for dx, dy in ((points[k] - q) / span for q in placed)):
+                continue  # a label already stands there (labels run right): skip this one rather than overprint
+            placed.append(points[k])
             ax.annotate(textwrap.shorten(label, label_chars, placeholder="…"), (x, y), fontsize=8,
                         xytext=(4, 3), textcoords="offset points")
     ci, ct = pi.mean(0), pt.mean(0)
@@ -296,8 +302,8 @@ def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None
     ax.scatter(*ct, marker="X", s=160, color="darkred", label="mean text")
     gap = modality_gap(img, txt)
     ax.annotate("", xy=ct, xytext=ci, arrowprops={"arrowstyle": "<->", "color": "black", "linewidth": 1.5})
-    ax.plot([], [], color="black", label=f"modality gap: {gap:.2f} (full space)")
-    ax.legend(loc="best", fontsize=9)
+    ax.plot([], [], color="black", label=f"arrow between the means: modality gap {gap:.2f} (full space)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)  # beside the map, covering no point
     ax.set(title=title, xlabel=f"principal component 1 ({share[0]:.1%} of variance)",
            ylabel=f"principal component 2 ({share[1]:.1%} of variance)")
     return fig

@@ -78,6 +78,14 @@ def test_attention_overlay_one_map_and_per_head():
         assert_titled_and_labelled(fig)
 
 
+def test_embedding_map_labels_only_one_of_two_points_on_top_of_each_other():
+    img = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.999, 0.001, 0.0]])  # images 0 and 2 nearly the same
+    txt = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.5, 0.7], [0.1, 0.0, 0.99]])
+    fig = viz.embedding_map(img, txt, ["first", "second", "twin of first"], ["p", "q", "r"], max_labels=3)
+    labels = [t.get_text() for t in data_axes(fig)[0].texts if t.get_text()]
+    assert "first" in labels and "second" in labels and "twin of first" not in labels
+
+
 def test_attention_overlay_blocks_per_patch_and_a_shared_colour_scale():
     attn = torch.zeros(2, 2)
     attn[0, 1] = 1.0  # one hot patch, top right
@@ -100,7 +108,7 @@ def test_embedding_map_shows_both_modalities_and_the_gap():
     ax = data_axes(fig)[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"image", "text", "mean image", "mean text"} <= set(legend)
-    assert any(t.startswith(f"modality gap: {viz.modality_gap(img, txt):.2f}") for t in legend)
+    assert any(t.startswith(f"arrow between the means: modality gap {viz.modality_gap(img, txt):.2f}") for t in legend)
     assert ax.get_xlabel().startswith("principal component 1")
     assert [t.get_text() for t in ax.texts if t.get_text()] == ["a", "b", "c", "d", "w", "x", "y", "z"]
     few = data_axes(viz.embedding_map(img, txt, ["a", "b", "c", "d"], ["w", "x", "y", "z"], max_labels=2))[0]
