@@ -74,18 +74,22 @@ def test_loss_mistakes_get_their_reason(fn, reason, capsys):
     assert out.startswith("❌") and reason in out
 
 
+def test_smallest_scale_is_where_the_right_caption_gets_half():
+    scale = lesson06.smallest_scale()
+    assert scale == pytest.approx(10 * math.log(31))
+    p = torch.tensor([0.30] + [0.20] * 31).mul(scale).softmax(0)[0].item()
+    assert p == pytest.approx(0.5, abs=1e-4)
+
+
 @pytest.mark.parametrize(("answer", "reason"), [
-    (math.log(32), "lesson's batch of 32"),
-    (8.0, "natural logarithm"),
-    (1 / 256, "minus its log"),
-    (256, "a logarithm"),
-    (1.0, "-log of the right one"),
-    (0.0, "-log of the right one"),  # the untouched placeholder is not mistaken for 1/256
+    (14.3, "Larger"), (10.0, "Larger"), (6.9, "one wrong caption"), (100, "smallest such"), (0.0, "solve for the scale"),
+    ("x", "a number"),
 ])
-def test_chance_loss_mistakes_get_their_reason(answer, reason, capsys):
-    assert not lesson06.check_chance_loss(answer)
-    assert reason in capsys.readouterr().out
-    assert lesson06.check_chance_loss(5.545)
+def test_temperature_for_mistakes_get_their_reason(answer, reason, capsys):
+    assert not lesson06.check_temperature_for(answer)
+    out = capsys.readouterr().out
+    assert reason in out and "34" not in out  # a hint, never the answer
+    assert lesson06.check_temperature_for(34.3)
 
 
 @pytest.mark.parametrize(("p", "reason"), [

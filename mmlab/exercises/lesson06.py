@@ -10,9 +10,9 @@ from open_clip.loss import ClipLoss
 
 from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
 
-BATCH = 256  # exercise 2: the batch size whose starting loss the learner computes
+NEGATIVES = 31  # exercise 2: the other captions of a batch of 32, each at cosine COSINES[1]
 LOGIT_SCALE = 100.0  # exercise 3: the temperature OpenAI's CLIP learnt (open_clip clamps it there)
-COSINES = (0.30, 0.20)  # exercise 3: one image against its own caption and one other
+COSINES = (0.30, 0.20)  # exercises 2 and 3: one image against its own caption and another
 
 
 def loss_by_hand(image_emb, text_emb, logit_scale):
@@ -66,21 +66,38 @@ def check_loss(fn) -> Verdict:
     return verdict(False, "", hint)
 
 
-def check_chance_loss(answer: float) -> Verdict:
-    """Exercise 2: the loss of an untrained CLIP (all similarities equal) at batch size BATCH."""
-    want = math.log(BATCH)
-    wrong = [
-        (math.log(32), "That is the lesson's batch of 32. With 256 pairs each image picks among 256 captions."),
-        (math.log2(BATCH), "Cross-entropy uses the natural logarithm (math.log), not log base 2."),
-        (1 / BATCH, "1/256 is the probability a uniform guess gives the right caption; the loss is minus its log."),
-        (float(BATCH), "The loss is a logarithm: minus the log of the right caption's probability."),
-    ]
-    hint = next((why for value, why in wrong if math.isclose(answer, value, rel_tol=0.01)),
-                "Every caption gets the same probability, 1/B; the loss is -log of the right one's, in both "
-                "directions alike.")
-    return verdict(abs(answer - want) < 0.01, f"ln {BATCH} = {want:.2f}. More pairs in a batch means more negatives: "
-                   "a harder task and more to learn from at every step (OpenAI's CLIP: 32,768 pairs, ln = 10.4).",
-                   hint)
+def smallest_scale(own: float = 0.30, other: float = 0.20, negatives: int = NEGATIVES, p: float = 0.5) -> float:
+    """The logit_scale at which a caption with cosine `own` gets probability `p` against `negatives` at `other`."""
+    # p = e^(s*own) / (e^(s*own) + n e^(s*other))  <=>  e^(s*(own - other)) = n p / (1 - p)
+    return math.log(negatives * p / (1 - p)) / (own - other)
+
+
+def check_temperature_for(scale: float) -> Verdict:
+    """Exercise 2: the smallest logit_scale at which the own caption (0.30) gets 50% against 31 others at 0.20."""
+    try:
+        got = float(scale)
+    except (TypeError, ValueError):
+        return verdict(False, "", "Give the logit_scale as a number.")
+    want = smallest_scale()
+    right, other = COSINES
+
+    def p_at(s: float) -> float:
+        return torch.tensor([right] + [other] * NEGATIVES).mul(s).softmax(0)[0].item()
+
+    if abs(got - want) <= 1.0:
+        return verdict(True, f"About {want:.1f} (10 ln 31): below it the 31 wrong captions together outweigh the right "
+                       f"one. CLIP starts at 14.3, where the right caption gets {p_at(1 / 0.07):.0%}, and learns its way "
+                       f"up; at 100 it gets {p_at(100):.2%}.", "")
+    if got <= 0:
+        hint = "Write the softmax of the 32 scaled cosines and solve for the scale at which the right one is 0.5."
+    elif abs(got - 10 * math.log(2)) < 1:
+        hint = "That is the scale for one wrong caption. Here there are 31, each as likely as the others."
+    elif p_at(got) < 0.5:
+        hint = (f"At {got:g} the right caption gets only {p_at(got):.0%}: the 31 others together still win. Larger.")
+    else:
+        hint = (f"At {got:g} the right caption gets {p_at(got):.0%}: more than half, but is it the smallest such "
+                "scale? Solve for the scale at which it is exactly 0.5.")
+    return verdict(False, "", hint)
 
 
 def check_temperature(p: float) -> Verdict:
@@ -152,8 +169,9 @@ EXERCISES = {
     2: Exercise(solved("""
         import math
 
-        chance = math.log(lesson06.BATCH)  # every caption has probability 1/B: the loss is -log(1/B)"""),
-        "lesson06.check_chance_loss(chance)"),
+        scale = math.log(31) / (0.30 - 0.20)  # e^(0.1 s) = 31: the right caption weighs as much as the 31 others"""),
+        "lesson06.check_temperature_for(scale)",
+        "Half the probability when e^(0.30 s) = 31 e^(0.20 s):"),
     3: Exercise(solved("p = torch.tensor(lesson06.COSINES).mul(lesson06.LOGIT_SCALE).softmax(0)[0].item()"),
                 "lesson06.check_temperature(p)", "Scale the two cosines, then take their softmax:"),
     4: Exercise(solved("""
