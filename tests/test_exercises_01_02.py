@@ -42,6 +42,20 @@ def test_lesson01_conv_to_linear(capsys):
     assert "def conv_to_linear" in capsys.readouterr().out
 
 
+def test_lesson01_shuffle_is_measured(capsys):
+    plain, shuffled = lesson01.class_token_outputs(positions=False)
+    torch.testing.assert_close(plain, shuffled, atol=1e-5, rtol=1e-5)  # permutation-invariant for [CLS]
+    plain, shuffled = lesson01.class_token_outputs(positions=True)
+    assert not torch.allclose(plain, shuffled, atol=1e-3)
+    assert lesson01.check_shuffle(("same", "changes")) and lesson01.check_shuffle([" Same", "CHANGES"])
+    capsys.readouterr()
+    for wrong, says in [(("changes", "changes"), "weighted sum"), (("same", "same"), "depends on its place"),
+                        (("same",), "a pair"), (("yes", "no"), '"same" or "changes"'), (None, "a pair")]:
+        assert not lesson01.check_shuffle(wrong)
+        out = capsys.readouterr().out
+        assert says in out and "('same', 'changes')" not in out
+
+
 def test_lesson02_cat_eot_prediction(clip, capsys):
     _, processor = clip
     assert lesson02.CAT.split() == ["a", "pixelated", "image", "of", "a", "cute", "cat"]

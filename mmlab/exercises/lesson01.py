@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
-from mmlab.vit import conv_to_linear_weight, patchify
+from mmlab.vit import VisionTransformer, ViTConfig, conv_to_linear_weight, patchify
 
 # BLIP-2's image encoder (EVA ViT-g, lesson 03) reads 224-pixel images in 14-pixel patches; the chapter's CLIP,
 # openai/clip-vit-base-patch32, projects 32-pixel RGB patches to width 768 with a bias-free Conv2d.
@@ -73,6 +73,50 @@ def check_conv_to_linear(fn) -> Verdict:
     return verdict(ok, "patchify(images) @ W.T equals the strided convolution: the same map, two views.", hint)
 
 
+def class_token_outputs(positions: bool, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small random ViT's class-token output for one image's patch tokens, in order and shuffled."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = VisionTransformer(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_layers=2, num_heads=4,
+                                            intermediate_size=64)).eval()
+        image = torch.rand(1, 3, 32, 32)
+        order = torch.randperm(16)  # a shuffle of the 4 x 4 patches
+    outputs = []
+    with torch.no_grad():
+        tokens = model.patch_embedding(image)  # (1, 16, D)
+        for sequence in (tokens, tokens[:, order]):
+            x = torch.cat([model.class_embedding.expand(1, 1, -1), sequence], dim=1)  # (1, 17, D)
+            x = model.pre_layrnorm(x + model.position_embedding if positions else x)
+            for layer in model.layers:
+                x, _ = layer(x)
+            outputs.append(x[0, 0])  # the class token
+    return outputs[0], outputs[1]
+
+
+def check_shuffle(answer) -> Verdict:
+    """Exercise 5: does shuffling the patches change the class token's output, (without, with) position embeddings?"""
+    words = {"same", "changes"}
+    try:
+        without, with_ = (str(a).strip().lower() for a in answer)
+    except (TypeError, ValueError):
+        return verdict(False, "", 'Answer with a pair, such as ("same", "same"): first without, then with positions.')
+    if without not in words or with_ not in words:
+        return verdict(False, "", 'Each answer is "same" or "changes".')
+    want = tuple("same" if torch.allclose(*class_token_outputs(positions), atol=1e-5) else "changes"
+                 for positions in (False, True))
+    if (without, with_) == want:
+        return verdict(True, f"{want}, measured on a small random ViT: attention weighs every token against every "
+                       "other and sums, which does not depend on their order, so without positions a shuffled image "
+                       "gives the same class token (the patch outputs are shuffled alike). The position embeddings "
+                       "are what make the order, and so the layout, matter.", "")
+    if without != want[0]:
+        hint = ("Without positions, what in one attention layer depends on where a token stands in the sequence? "
+                "Follow the class token through: a weighted sum over all tokens.")
+    else:
+        hint = "With positions, each patch token is added a vector that depends on its place: is that still order-free?"
+    return verdict(False, "", hint)
+
+
 def conv_to_linear(weight: torch.Tensor) -> torch.Tensor:
     """(D, C, P, P) -> (D, P*P*C), flattened like `patchify`: row, column, channel."""
     return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
@@ -87,6 +131,9 @@ EXERCISES = {
     4: Exercise(solved("parameters = 32 * 32 * 3 * 768  # weights only: the Conv2d has bias=False"),
                 "lesson01.check_b32_projection_parameters(parameters)",
                 "in_features * out_features weights; CLIP's patch embedding has no bias:"),
+    5: Exercise(solved('answer = ("same", "changes")  # (without, with) position embeddings'),
+                "lesson01.check_shuffle(answer)",
+                "Attention is a weighted sum over all tokens, whatever their order; only positions tell places apart:"),
 }
 
 
