@@ -168,10 +168,13 @@ def bar_chart(values, labels: Sequence[str], *, title: str, xlabel: str, ylabel:
 
 
 def attention_overlay(image, attn_map, *, title: str = "Attention over the image", head_labels=None,
-                      alpha: float = 0.6, cmap: str = "inferno") -> Figure:
+                      alpha: float = 0.6, cmap: str = "inferno", smooth: bool = True,
+                      vmin: float | None = None, vmax: float | None = None) -> Figure:
     """The image, then the attention map(s) upsampled to it and laid over it.
 
     attn_map: (g, g) one map, or (heads, g, g) one panel per head; values as given (see the colour bar).
+    smooth=False upsamples by repeating each patch's value (blocks, one per patch) instead of bilinearly;
+    vmin/vmax fix the colour scale (default: the maps' own range), so that figures can share one.
     """
     maps = _as_array(attn_map)
     maps = maps[None] if maps.ndim == 2 else maps
@@ -179,7 +182,8 @@ def attention_overlay(image, attn_map, *, title: str = "Attention over the image
         raise ValueError(f"attn_map must be (g, g) or (heads, g, g), not {maps.shape}.")
     pixels = _pixels(image)
     h, w = pixels.shape[:2]
-    up = F.interpolate(torch.from_numpy(maps)[:, None].float(), size=(h, w), mode="bilinear", align_corners=False)
+    resize = {"mode": "bilinear", "align_corners": False} if smooth else {"mode": "nearest"}
+    up = F.interpolate(torch.from_numpy(maps)[:, None].float(), size=(h, w), **resize)
     up = up[:, 0].numpy()  # (heads, H, W)
     labels = list(head_labels) if head_labels is not None else (
         ["attention"] if len(maps) == 1 else [f"head {k}" for k in range(len(maps))])
@@ -190,7 +194,8 @@ def attention_overlay(image, attn_map, *, title: str = "Attention over the image
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     axes[0].imshow(pixels)
     axes[0].set(title="image", xlabel="x (pixels)", ylabel="y (pixels)")
-    vmin, vmax = float(maps.min()), float(maps.max())
+    vmin = float(maps.min()) if vmin is None else vmin
+    vmax = float(maps.max()) if vmax is None else vmax
     for ax, m, label in zip(axes[1:], up, labels, strict=False):
         ax.imshow(pixels)
         mesh = ax.imshow(m, alpha=alpha, cmap=cmap, vmin=vmin, vmax=vmax)
@@ -263,7 +268,8 @@ def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None
 
     The crosses mark each modality's mean, the arrow between them is the modality gap (its length in
     the full space is in the legend). With `connect_pairs`, image i and text i are joined by a dotted line.
-    At most `max_labels` points per modality are labelled (evenly spread), so the labels stay readable.
+    At most `max_labels` points per modality are labelled (evenly spread), and none close to a label already
+    placed, so the labels stay readable.
     """
     img = F.normalize(torch.as_tensor(_as_array(image_emb)), dim=-1)
     txt = F.normalize(torch.as_tensor(_as_array(text_emb)), dim=-1)
@@ -273,17 +279,22 @@ def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None
     xy = (centered @ v[:2].T).numpy()  # (Ni + Nt, 2)
     share = (s**2 / (s**2).sum()).numpy()
     pi, pt = xy[: len(img)], xy[len(img) :]
-    fig = _figure(8, 6.5)
+    fig = _figure(10.5, 6.5)
     ax = fig.add_subplot()
     if connect_pairs and len(pi) == len(pt):
         for a, b in zip(pi, pt, strict=True):
             ax.plot([a[0], b[0]], [a[1], b[1]], ":", color="grey", linewidth=0.8)
     ax.scatter(pi[:, 0], pi[:, 1], marker="o", s=60, color="tab:blue", label="image")
     ax.scatter(pt[:, 0], pt[:, 1], marker="^", s=70, color="tab:orange", label="text")
+    span = np.ptp(xy, axis=0).clip(min=1e-9)  # to measure closeness in the map's own proportions
+    placed: list[np.ndarray] = []
     for points, labels in ((pi, image_labels), (pt, text_labels)):
         labels = list(labels or [])
         for k in np.unique(np.linspace(0, len(labels) - 1, min(max_labels, len(labels))).round().astype(int)):
             (x, y), label = points[k], labels[k]
+            if any(abs(dx) < 0.25 and abs(dy) < 0.05 for dx, dy in ((points[k] - q) / span for q in placed)):
+                continue  # a label already stands there (labels run right): skip this one rather than overprint
+            placed.append(points[k])
             ax.annotate(textwrap.shorten(label, label_chars, placeholder="…"), (x, y), fontsize=8,
                         xytext=(4, 3), textcoords="offset points")
     ci, ct = pi.mean(0), pt.mean(0)
@@ -291,8 +302,8 @@ def embedding_map(image_emb, text_emb, image_labels: Sequence[str] | None = None
     ax.scatter(*ct, marker="X", s=160, color="darkred", label="mean text")
     gap = modality_gap(img, txt)
     ax.annotate("", xy=ct, xytext=ci, arrowprops={"arrowstyle": "<->", "color": "black", "linewidth": 1.5})
-    ax.plot([], [], color="black", label=f"modality gap: {gap:.2f} (full space)")
-    ax.legend(loc="best", fontsize=9)
+    ax.plot([], [], color="black", label=f"arrow between the means: modality gap {gap:.2f} (full space)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)  # beside the map, covering no point
     ax.set(title=title, xlabel=f"principal component 1 ({share[0]:.1%} of variance)",
            ylabel=f"principal component 2 ({share[1]:.1%} of variance)")
     return fig
@@ -317,11 +328,14 @@ def show_preprocessed(pixel_values: torch.Tensor, mean=OPENAI_CLIP_MEAN, std=OPE
     next to the original image when given; with `show_raw`, also the normalized values shown as they
     are (clipped to 0-1 by imshow): the mistake un-normalizing avoids."""
     shown = unnormalize(pixel_values, mean, std).numpy()
-    panels = [("original", _pixels(original))] if original is not None else []
+    panels = []
+    if original is not None:
+        before = _pixels(original)
+        panels.append((f"original: {before.shape[1]}x{before.shape[0]}", before))
     if show_raw:
         raw = unnormalize(pixel_values, (0, 0, 0), (1, 1, 1)).numpy()  # only clipped and permuted
-        panels.append(("normalized values shown as is (wrong)", raw))
-    panels.append((f"preprocessed: {shown.shape[1]}x{shown.shape[0]}, un-normalized", shown))
+        panels.append(("normalized values,\nshown as is (wrong)", raw))
+    panels.append((f"preprocessed: {shown.shape[1]}x{shown.shape[0]},\nun-normalized", shown))
     fig = _figure(4.2 * len(panels), 4.4, title=title)
     for ax, (label, pixels) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
         ax.imshow(pixels)

@@ -13,17 +13,19 @@ def clip():
     return tiny_clip(image_size=64, patch_size=16)  # 4x4 = 16 patches
 
 
-def test_lesson01_counts(clip, capsys):
-    model, _ = clip
-    assert lesson01.check_num_tokens(17, model)
-    assert not lesson01.check_num_tokens(16, model)
-    assert "class token" in capsys.readouterr().out
-    assert lesson01.check_patch_length(16 * 16 * 3, model)
-    assert not lesson01.check_patch_length(256, model)
-    assert "3 colour channels" in capsys.readouterr().out
-    assert lesson01.check_projection_parameters(590_592)
-    assert not lesson01.check_projection_parameters(589_824)
-    assert "bias" in capsys.readouterr().out
+@pytest.mark.parametrize(("check", "right", "wrongs"), [
+    (lesson01.check_vitg_tokens, 257, {256: "patches only", 50: "32-pixel", 197: "16-pixel", 3: "How many patches"}),
+    (lesson01.check_vitg_patch_length, 588, {196: "one colour channel", 768: "16 x 16", 3072: "32 x 32", 5: "Count"}),
+    (lesson01.check_b32_projection_parameters, 2_359_296,
+     {2_360_064: "bias", 590_592: "ViT-B/16", 589_824: "16-pixel", 7: "n*m weights"}),
+])
+def test_lesson01_counts_for_other_patch_sizes(capsys, check, right, wrongs):
+    assert check(right)
+    capsys.readouterr()
+    for wrong, says in wrongs.items():
+        assert not check(wrong)
+        out = capsys.readouterr().out
+        assert says in out and str(right) not in out.replace(",", ""), (wrong, out)  # a hint, never the answer
 
 
 def test_lesson01_conv_to_linear(capsys):
@@ -40,13 +42,40 @@ def test_lesson01_conv_to_linear(capsys):
     assert "def conv_to_linear" in capsys.readouterr().out
 
 
-def test_lesson02_eot_position(clip, capsys):
+def test_lesson01_shuffle_is_measured(capsys):
+    plain, shuffled = lesson01.class_token_outputs(positions=False)
+    torch.testing.assert_close(plain, shuffled, atol=1e-5, rtol=1e-5)  # permutation-invariant for [CLS]
+    plain, shuffled = lesson01.class_token_outputs(positions=True)
+    assert not torch.allclose(plain, shuffled, atol=1e-3)
+    assert lesson01.check_shuffle(("same", "changes")) and lesson01.check_shuffle([" Same", "CHANGES"])
+    capsys.readouterr()
+    for wrong, says in [(("changes", "changes"), "weighted sum"), (("same", "same"), "depends on its place"),
+                        (("same",), "a pair"), (("yes", "no"), '"same" or "changes"'), (None, "a pair")]:
+        assert not lesson01.check_shuffle(wrong)
+        out = capsys.readouterr().out
+        assert says in out and "('same', 'changes')" not in out
+
+
+def test_lesson02_cat_eot_prediction(clip, capsys):
     _, processor = clip
-    assert lesson02.check_eot_position(7, processor)
-    assert not lesson02.check_eot_position(0, processor)
-    assert "startoftext" in capsys.readouterr().out
-    assert not lesson02.check_eot_position(8, processor)
-    assert "start at 0" in capsys.readouterr().out
+    assert lesson02.CAT.split() == ["a", "pixelated", "image", "of", "a", "cute", "cat"]
+    assert lesson02.check_cat_eot(9, processor)  # <|startoftext|>, 8 tokens for 7 words ('pixel', 'ated</w>')
+    capsys.readouterr()
+    for wrong, says in [(0, "startoftext"), (7, "not the <|startoftext|>"), (8, "Run the tokenizer"), (10, "start at 0"),
+                        (3, "Count the tokens")]:
+        assert not lesson02.check_cat_eot(wrong, processor)
+        out = capsys.readouterr().out
+        assert says in out and "9" not in out, (wrong, out)  # a hint, never the answer
+
+
+def test_lesson02_mislabelled_cell(capsys):
+    assert lesson02.check_mislabelled_cell((1, 2))
+    capsys.readouterr()
+    for wrong, says in [((2, 1), "the pair the printed labels claim"), ((1, 1), "diagonal"), ((0, 2), "cosine_similarity"),
+                        ("cat", "(row, column)")]:
+        assert not lesson02.check_mislabelled_cell(wrong)
+        out = capsys.readouterr().out
+        assert says in out and "(1, 2)" not in out, (wrong, out)
 
 
 def test_lesson02_similarity_matrix(capsys):

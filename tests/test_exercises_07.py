@@ -33,16 +33,19 @@ def test_exercise_1_changed_parts(bridged, capsys):
     assert lesson07.changed_parts(before, dict(model.named_parameters())) == {
         "query_tokens", "qformer", "language_projection"}
     assert lesson07.check_changed_parts(lesson07.changed_parts, before, model)
+    capsys.readouterr()
     mistakes = {
         "torch.equal": lambda b, a: {n.split(".")[0] for n in a if b[n] != a[n]},
         "first component": lambda b, a: {n for n in a if not torch.equal(b[n], a[n])},
         "stayed the same": lambda b, a: {n.split(".")[0] for n in a if torch.equal(b[n], a[n])},
         "not the tensor objects": lambda b, a: {n.split(".")[0] for n in a if b[n] is not a[n]},
-        "Expected": lambda b, a: ["qformer", "language_projection", "query_tokens"],  # the answer, hard-coded
+        "do not write them down": lambda b, a: ["qformer", "language_projection", "query_tokens"],  # hard-coded
+        "are missing": lambda b, a: {n.split(".")[0] for n in list(a)[:1] if not torch.equal(b[n], a[n])},
     }
     for why, wrong in mistakes.items():
         assert not lesson07.check_changed_parts(wrong, before, model)
-        assert why in capsys.readouterr().out, why
+        out = capsys.readouterr().out
+        assert why in out and "qformer" not in out and "query_tokens" not in out, why  # never the answer
 
 
 def test_exercise_2_query_word(capsys):
@@ -63,6 +66,14 @@ def test_exercise_3_soft_tokens_shape(bridged, capsys):
                        ((q, width), "batch of 8"), ((8, width), "does not pool"), ((8, q, 24), "which width")]:
         assert not lesson07.check_soft_tokens_shape(shape, model)
         assert why in capsys.readouterr().out, shape
+
+
+def test_exercise_3_with_the_real_blip2s_32_queries(bridged, capsys):
+    model, _ = bridged
+    q, width = model.config.num_query_tokens, model.config.text_config.hidden_size
+    assert lesson07.check_soft_tokens_shape((8, 32, width), model, queries=32)
+    assert not lesson07.check_soft_tokens_shape((8, q, width), model, queries=32)
+    assert "the question changes it" in capsys.readouterr().out
 
 
 def test_worked_solutions_print(capsys):

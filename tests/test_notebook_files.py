@@ -152,3 +152,24 @@ def test_the_screenshot_tool_attaches_to_the_referencing_cell_and_refuses_what_i
         notebook_screenshot.write_attachment(path, "w.png", b"GIF89a...")
     with pytest.raises(ValueError, match="0 markdown cells reference attachment:other.png"):
         notebook_screenshot.write_attachment(path, "other.png", buffer.getvalue())
+
+
+def test_refresh_keeps_a_text_progress_bar_at_its_last_state(tmp_path):
+    refresh_notebooks = load_tool("refresh_notebooks")
+    cell = nbformat.v4.new_code_cell("for step in tqdm(range(3), file=sys.stdout): ...")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)
+                    for text in ("\r", "steps:   0%|  | 0/3", "\r", "steps: 100%|##| 3/3", "\n", "done\n")]
+    cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text="a warning\n"))
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    refresh_notebooks.collapse_carriage_returns(path)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [(o.name, o.text) for o in outputs] == [("stdout", "steps: 100%|##| 3/3\ndone\n"), ("stderr", "a warning\n")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cells_are_short_enough_to_read(path):
+    """The lessons' style: one idea a cell, at most 15 lines; split a longer cell."""
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(nbformat.read(path, as_version=4).cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > 15]
+    assert not long, f"{path.name}: code cells over 15 lines (cell index, lines): {long}"

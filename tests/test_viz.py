@@ -78,6 +78,29 @@ def test_attention_overlay_one_map_and_per_head():
         assert_titled_and_labelled(fig)
 
 
+def test_embedding_map_labels_only_one_of_two_points_on_top_of_each_other():
+    img = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.999, 0.001, 0.0]])  # images 0 and 2 nearly the same
+    txt = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.5, 0.7], [0.1, 0.0, 0.99]])
+    fig = viz.embedding_map(img, txt, ["first", "second", "twin of first"], ["p", "q", "r"], max_labels=3)
+    labels = [t.get_text() for t in data_axes(fig)[0].texts if t.get_text()]
+    assert "first" in labels and "second" in labels and "twin of first" not in labels
+
+
+def test_attention_overlay_blocks_per_patch_and_a_shared_colour_scale():
+    attn = torch.zeros(2, 2)
+    attn[0, 1] = 1.0  # one hot patch, top right
+    blocky = viz.attention_overlay(Image.new("RGB", (64, 64)), attn, smooth=False, vmin=0.0, vmax=2.0)
+    overlay = data_axes(blocky)[1].get_images()[1]
+    pixels = overlay.get_array()
+    assert pixels.shape == (64, 64)
+    assert set(np.unique(pixels)) == {0.0, 1.0}  # blocks, not a blurred blob
+    assert pixels[:32, 32:].min() == 1.0 and pixels[32:, :].max() == 0.0
+    assert overlay.get_clim() == (0.0, 2.0)
+    smooth = viz.attention_overlay(Image.new("RGB", (64, 64)), attn)
+    assert len(np.unique(data_axes(smooth)[1].get_images()[1].get_array())) > 2
+    assert data_axes(smooth)[1].get_images()[1].get_clim() == (0.0, 1.0)
+
+
 def test_embedding_map_shows_both_modalities_and_the_gap():
     g = torch.Generator().manual_seed(0)
     img, txt = torch.randn(4, 16, generator=g) + 2, torch.randn(4, 16, generator=g) - 2
@@ -85,7 +108,7 @@ def test_embedding_map_shows_both_modalities_and_the_gap():
     ax = data_axes(fig)[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"image", "text", "mean image", "mean text"} <= set(legend)
-    assert any(t.startswith(f"modality gap: {viz.modality_gap(img, txt):.2f}") for t in legend)
+    assert any(t.startswith(f"arrow between the means: modality gap {viz.modality_gap(img, txt):.2f}") for t in legend)
     assert ax.get_xlabel().startswith("principal component 1")
     assert [t.get_text() for t in ax.texts if t.get_text()] == ["a", "b", "c", "d", "w", "x", "y", "z"]
     few = data_axes(viz.embedding_map(img, txt, ["a", "b", "c", "d"], ["w", "x", "y", "z"], max_labels=2))[0]
@@ -107,7 +130,9 @@ def test_unnormalize_inverts_clip_normalization_and_permutes():
     torch.testing.assert_close(shown, rgb.permute(1, 2, 0))
     fig = viz.show_preprocessed(((rgb - mean) / std)[None], original=IMAGES[0], show_raw=True)
     titles = [ax.get_title() for ax in data_axes(fig)]
-    assert titles[0] == "original" and "wrong" in titles[1] and "un-normalized" in titles[2]
+    w, h = IMAGES[0].size
+    assert titles[0] == f"original: {w}x{h}" and "wrong" in titles[1] and "8x6" not in titles[2]
+    assert titles[2] == "preprocessed: 6x8,\nun-normalized"  # width x height of what the model sees
     assert_titled_and_labelled(fig)
 
 

@@ -22,6 +22,29 @@ ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT_S = 600
 
 
+def collapse_carriage_returns(path: Path) -> None:
+    """Keep a text progress bar's last state: merge each cell's consecutive stream outputs of the same name, and of
+    each line keep what follows its last carriage return, as a terminal or JupyterLab shows it."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            if (output.output_type == "stream" and outputs and outputs[-1].output_type == "stream"
+                    and outputs[-1].name == output.name):
+                outputs[-1].text += output.text
+            else:
+                outputs.append(output)
+        for output in outputs:
+            if output.output_type == "stream" and "\r" in output.text:
+                output.text = "\n".join(line.rsplit("\r", 1)[-1] for line in output.text.split("\n"))
+        cell.outputs = outputs
+    nbformat.write(nb, path)
+
+
 def refresh(path: Path) -> float:
     """Execute one notebook in place; returns the seconds it took."""
     start = time.perf_counter()
@@ -32,6 +55,7 @@ def refresh(path: Path) -> float:
          str(path)],
         check=True, env={**os.environ, **KERNEL_ENVIRONMENT}, cwd=path.parent,
     )
+    collapse_carriage_returns(path)
     return time.perf_counter() - start
 
 

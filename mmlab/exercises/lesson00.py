@@ -5,8 +5,6 @@ from __future__ import annotations
 from mmlab.exercises import Exercise, Verdict, solved, verdict
 from mmlab.mode import Setup
 
-_OFFLINE_SWITCHES = {"MMLAB_MODE=offline", "MMLAB_OFFLINE=1", "HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1"}
-
 
 def check_forced_offline(result) -> Verdict:
     """Exercise 1: `result` is what `mmlab.setup(...)` returned when asked, by argument, for offline mode."""
@@ -19,39 +17,63 @@ def check_forced_offline(result) -> Verdict:
     return verdict(True, "The argument wins over the environment and skips the Hub probe: no waiting, no network.", "")
 
 
-def check_switch(text: str) -> Verdict:
-    """Exercise 2: an environment variable (as NAME=value) that starts every notebook offline without code changes."""
-    answer = text.replace(" ", "")
-    name = answer.split("=")[0].upper()
-    if answer.upper() in {s.upper() for s in _OFFLINE_SWITCHES}:
-        return verdict(True, f"{answer} is read by mmlab.setup(); set it before starting JupyterLab "
-                             "(`MMLAB_MODE=offline ./workbook lab`, the default of ./workbook lab anyway).", "")
-    if name in {s.split("=")[0] for s in _OFFLINE_SWITCHES}:
-        return verdict(False, "", f"Right variable, wrong value: {name} takes "
-                       f"{'offline' if name == 'MMLAB_MODE' else '1'}.")
-    return verdict(False, "", "Answer as NAME=value, with a variable from the section 'The mode switch' of this notebook.")
+def mode_for(environment: dict[str, str]) -> str:
+    """The mode `mmlab.setup()` chooses, with no argument, in `environment` (the Hub probe is never reached here)."""
+    from unittest import mock
+
+    from mmlab import mode
+
+    with mock.patch.dict("os.environ", environment, clear=True), \
+            mock.patch.object(mode, "probe_hub", lambda **_: (False, "no Hub probe in this exercise")):
+        return mode._choose_mode(None, timeout=0)[0]
 
 
-def check_gpu_dtype(dtype) -> Verdict:
-    """Exercise 3: the dtype mmlab.setup() picks on a CUDA GPU."""
-    import torch
+PRECEDENCE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "MMLAB_MODE": "hub"}
 
-    why = {
-        torch.float32: "float32 is the CPU choice: on a GPU it doubles the memory, and BLIP-2's 3.7 B parameters "
-                       "in float32 (about 15 GB) do not fit Colab's 15 GB T4.",
-        torch.bfloat16: "bfloat16 would halve memory too, but Colab's T4 has no fast bfloat16 units.",
-    }.get(dtype, "Pass a torch dtype such as torch.float32; the section 'The mode switch' says which one a GPU gets.")
-    return verdict(dtype == torch.float16, "float16: half the memory of float32, and fast on every CUDA GPU. "
-                   "BLIP-2 then needs about 7.5 GB.", why)
+
+def check_precedence(prediction: str) -> Verdict:
+    """Exercise 2: with HF_HUB_OFFLINE=1 and MMLAB_MODE=hub both set, which mode does mmlab.setup() choose?"""
+    answer = str(prediction).strip().strip("'\"").lower()
+    if answer not in {"hub", "offline"}:
+        return verdict(False, "", 'Predict "hub" or "offline".')
+    want = mode_for(PRECEDENCE_ENVIRONMENT)
+    return verdict(answer == want, f"{want!r}: mmlab.setup() reads MMLAB_MODE before the offline variables, so the "
+                   "mmlab-specific setting wins over the general Hugging Face one. (In hub mode HF_HUB_OFFLINE=1 still "
+                   "stops huggingface_hub from downloading: unset it.)",
+                   "Both variables are read, but not at the same moment: which one does the order in the section "
+                   "'The mode switch' put first?")
+
+
+BLIP2_PARAMETERS = 3_744_761_856  # Salesforce/blip2-opt-2.7b, as lesson 03 counts
+
+
+def check_gpu_memory(gigabytes: float) -> Verdict:
+    """Exercise 3: the weights of BLIP-2 in gigabytes, in the dtype mmlab.setup() picks on a CUDA GPU."""
+    try:
+        gb = float(gigabytes)
+    except (TypeError, ValueError):
+        return verdict(False, "", "Give a number of gigabytes, such as 4.2.")
+    want = BLIP2_PARAMETERS * 2 / 1e9  # float16: 2 bytes a parameter
+    if abs(gb - want) <= 0.5:
+        return verdict(True, f"About {want:.1f} GB: float16 takes 2 bytes a parameter. That fits a 15 GB T4 with room "
+                       "for the activations; float32 would not.", "")
+    if abs(gb - 2 * want) <= 1:
+        hint = "That is 4 bytes a parameter, float32, the CPU's choice. Which dtype does a CUDA GPU get?"
+    elif abs(gb - want / 2) <= 0.5:
+        hint = "That is 1 byte a parameter (8-bit quantization). Which dtype does setup() choose by itself?"
+    elif gb < 0.1 * want or gb > 10 * want:
+        hint = "Check the units: parameters times bytes per parameter, divided by 10**9."
+    else:
+        hint = "Parameters times bytes per parameter: how many bytes does the GPU's dtype take?"
+    return verdict(False, "", hint)
 
 
 EXERCISES = {
     1: Exercise(solved('forced = mmlab.setup("offline")'), "lesson00.check_forced_offline(forced)"),
-    2: Exercise(solved('switch = "MMLAB_MODE=offline"'), "lesson00.check_switch(switch)",
-                "In a terminal, before starting Jupyter: export MMLAB_MODE=offline (MMLAB_OFFLINE=1 and "
-                "HF_HUB_OFFLINE=1 work too; in a notebook: os.environ['MMLAB_MODE'] = 'offline' before mmlab.setup())"),
-    3: Exercise(solved("dtype = torch.float16", given="import torch"), "lesson00.check_gpu_dtype(dtype)",
-                "2 bytes per parameter: 3.7 B parameters -> about 7.5 GB, which fits a 15 GB T4"),
+    2: Exercise(solved('prediction = "hub"'), "lesson00.check_precedence(prediction)",
+                "The argument, then MMLAB_MODE, then the offline variables, then the Hub probe: MMLAB_MODE=hub decides"),
+    3: Exercise(solved("gigabytes = 3.74e9 * 2 / 1e9"), "lesson00.check_gpu_memory(gigabytes)",
+                "float16 on a CUDA GPU: 2 bytes a parameter; 3.7 B parameters -> about 7.5 GB, which fits a 15 GB T4"),
 }
 
 

@@ -5,32 +5,48 @@ from __future__ import annotations
 import torch
 
 from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
-from mmlab.vit import conv_to_linear_weight, patchify
+from mmlab.vit import VisionTransformer, ViTConfig, conv_to_linear_weight, patchify
+
+# BLIP-2's image encoder (EVA ViT-g, lesson 03) reads 224-pixel images in 14-pixel patches; the chapter's CLIP,
+# openai/clip-vit-base-patch32, projects 32-pixel RGB patches to width 768 with a bias-free Conv2d.
+VITG_IMAGE_SIZE, VITG_PATCH_SIZE = 224, 14
+B32_PATCH_SIZE, B32_WIDTH = 32, 768
 
 
-def check_num_tokens(answer: int, model) -> Verdict:
-    """Exercise 1: how many tokens (vectors) does the CLIP vision encoder read for one image?"""
-    vision = model.config.vision_config
-    patches = (vision.image_size // vision.patch_size) ** 2
+def check_vitg_tokens(answer: int) -> Verdict:
+    """Exercise 1: how many tokens does a ViT read for a 224-pixel image cut into 14-pixel patches?"""
+    grid = VITG_IMAGE_SIZE // VITG_PATCH_SIZE
     wrong = {
-        patches: f"{patches} counts the patches only: the class token comes first.",
-        (vision.image_size // 16) ** 2 + 1: "That is the count for 16-pixel patches; read this model's patch_size.",
-        vision.image_size**2: "That is one token per pixel: a ViT reads patches, not pixels.",
-    }.get(answer, "Divide image_size by patch_size, square it, and add one.")
-    return verdict(answer == patches + 1,
-                   f"({vision.image_size} / {vision.patch_size})^2 = {patches} patches, plus the class token.", wrong)
+        grid**2: "That counts the patches only: what else goes into the sequence?",
+        (VITG_IMAGE_SIZE // 32) ** 2 + 1: "That is the count for this lesson's 32-pixel patches, not 14-pixel ones.",
+        (VITG_IMAGE_SIZE // 16) ** 2 + 1: "That is the count for 16-pixel patches, not 14-pixel ones.",
+        VITG_IMAGE_SIZE**2: "That is one token per pixel: a ViT reads patches, not pixels.",
+    }.get(answer, "How many patches fit along one side, how many in the grid, and what comes in front of them?")
+    return verdict(answer == grid**2 + 1, f"(224 / 14)^2 = {grid**2} patches, plus the class token: five times the "
+                   "50 tokens of a 32-pixel-patch CLIP, and attention's cost grows with the square of it.", wrong)
 
 
-def check_patch_length(answer: int, model) -> Verdict:
-    """Exercise 2: how many numbers go into the linear projection for one flattened patch of this CLIP?"""
-    vision = model.config.vision_config
-    p, c = vision.patch_size, vision.num_channels
+def check_vitg_patch_length(answer: int) -> Verdict:
+    """Exercise 2: how many numbers does one flattened 14 x 14 RGB patch hold?"""
+    p = VITG_PATCH_SIZE
     wrong = {
-        p * p: f"{p * p} is one channel: a patch has {c} colour channels.",
-        16 * 16 * 3: "768 is the flattened size of a 16x16 RGB patch (ViT-B/16); read this model's patch_size.",
-        vision.hidden_size: f"{vision.hidden_size} is the width D the projection maps to, not its input.",
-    }.get(answer, "Multiply patch height, patch width and the number of channels.")
-    return verdict(answer == p * p * c, f"{p} x {p} pixels x {c} channels = {p * p * c} values per patch.", wrong)
+        p * p: "That is one colour channel.",
+        16 * 16 * 3: "That is a 16 x 16 RGB patch (ViT-B/16); these patches are 14 pixels on a side.",
+        32 * 32 * 3: "That is a 32 x 32 RGB patch (this lesson's CLIP); these patches are 14 pixels on a side.",
+    }.get(answer, "Count the values of one patch: rows, columns and colour channels.")
+    return verdict(answer == p * p * 3, f"14 x 14 pixels x 3 channels = {p * p * 3} values per patch.", wrong)
+
+
+def check_b32_projection_parameters(answer: int) -> Verdict:
+    """Exercise 4: the parameters of openai/clip-vit-base-patch32's patch projection (32x32 RGB to 768, no bias)."""
+    weights = B32_PATCH_SIZE * B32_PATCH_SIZE * 3 * B32_WIDTH
+    wrong = {
+        weights + B32_WIDTH: "Close: look again at the Conv2d printed in section 4. Does it have a bias?",
+        16 * 16 * 3 * 768 + 768: "That is ViT-B/16's projection (the table in section 4); these patches are 32 pixels.",
+        16 * 16 * 3 * 768: "That is a 16-pixel patch; these are 32 pixels on a side.",
+    }.get(answer, "A linear layer from n inputs to m outputs has n*m weights, plus m biases if it has a bias.")
+    return verdict(answer == weights, f"3,072 inputs x 768 outputs = {weights:,} weights, and no bias "
+                   "(bias=False): the same for any image size, since every patch shares them.", wrong)
 
 
 def check_conv_to_linear(fn) -> Verdict:
@@ -52,20 +68,53 @@ def check_conv_to_linear(fn) -> Verdict:
     reference = conv_to_linear_weight(conv.weight)
     same_values_other_order = torch.allclose(weight.sort(dim=1).values, reference.sort(dim=1).values)
     hint = ("The numbers are right but in the wrong order: patchify flattens each patch as (row, column, channel), "
-            "so move the channel axis last with permute(0, 2, 3, 1) before reshape."
+            "in what order does the kernel store its axes?"
             if same_values_other_order else "Start from weight.permute(...) and end with .reshape(D, -1).")
     return verdict(ok, "patchify(images) @ W.T equals the strided convolution: the same map, two views.", hint)
 
 
-def check_projection_parameters(answer: int) -> Verdict:
-    """Exercise 4: the parameters of ViT-B/16's patch projection (16x16 RGB patches to D = 768, with bias)."""
-    weights, bias = 16 * 16 * 3 * 768, 768
-    wrong = {
-        weights: f"{weights:,} counts the weight matrix only: add the bias, one per output.",
-        16 * 16 * 3: "768 is the input size of the layer; it maps 768 inputs to 768 outputs.",
-    }.get(answer, "A linear layer from n inputs to m outputs has n*m weights and m biases.")
-    return verdict(answer == weights + bias, f"768 x 768 weights + 768 biases = {weights + bias:,}: "
-                   "the same for any image size, since every patch shares them.", wrong)
+def class_token_outputs(positions: bool, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small random ViT's class-token output for one image's patch tokens, in order and shuffled."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = VisionTransformer(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_layers=2, num_heads=4,
+                                            intermediate_size=64)).eval()
+        image = torch.rand(1, 3, 32, 32)
+        order = torch.randperm(16)  # a shuffle of the 4 x 4 patches
+    outputs = []
+    with torch.no_grad():
+        tokens = model.patch_embedding(image)  # (1, 16, D)
+        for sequence in (tokens, tokens[:, order]):
+            x = torch.cat([model.class_embedding.expand(1, 1, -1), sequence], dim=1)  # (1, 17, D)
+            x = model.pre_layrnorm(x + model.position_embedding if positions else x)
+            for layer in model.layers:
+                x, _ = layer(x)
+            outputs.append(x[0, 0])  # the class token
+    return outputs[0], outputs[1]
+
+
+def check_shuffle(answer) -> Verdict:
+    """Exercise 5: does shuffling the patches change the class token's output, (without, with) position embeddings?"""
+    words = {"same", "changes"}
+    try:
+        without, with_ = (str(a).strip().lower() for a in answer)
+    except (TypeError, ValueError):
+        return verdict(False, "", 'Answer with a pair, such as ("same", "same"): first without, then with positions.')
+    if without not in words or with_ not in words:
+        return verdict(False, "", 'Each answer is "same" or "changes".')
+    want = tuple("same" if torch.allclose(*class_token_outputs(positions), atol=1e-5) else "changes"
+                 for positions in (False, True))
+    if (without, with_) == want:
+        return verdict(True, f"{want}, measured on a small random ViT: attention weighs every token against every "
+                       "other and sums, which does not depend on their order, so without positions a shuffled image "
+                       "gives the same class token (the patch outputs are shuffled alike). The position embeddings "
+                       "are what make the order, and so the layout, matter.", "")
+    if without != want[0]:
+        hint = ("Without positions, what in one attention layer depends on where a token stands in the sequence? "
+                "Follow the class token through: a weighted sum over all tokens.")
+    else:
+        hint = "With positions, each patch token is added a vector that depends on its place: is that still order-free?"
+    return verdict(False, "", hint)
 
 
 def conv_to_linear(weight: torch.Tensor) -> torch.Tensor:
@@ -74,19 +123,17 @@ def conv_to_linear(weight: torch.Tensor) -> torch.Tensor:
 
 
 EXERCISES = {
-    1: Exercise(solved("""
-        vision = clip.config.vision_config
-        tokens = (vision.image_size // vision.patch_size) ** 2 + 1"""),
-        "lesson01.check_num_tokens(tokens, clip)", "One token per patch, plus the class token in front:"),
-    2: Exercise(solved("""
-        vision = clip.config.vision_config
-        length = vision.patch_size * vision.patch_size * vision.num_channels"""),
-        "lesson01.check_patch_length(length, clip)", "A patch is patch_size x patch_size pixels with 3 colour values each:"),
+    1: Exercise(solved("tokens = (224 // 14) ** 2 + 1  # 16 x 16 patches, plus the class token"),
+                "lesson01.check_vitg_tokens(tokens)", "One token per patch, plus the class token in front:"),
+    2: Exercise(solved("length = 14 * 14 * 3  # rows x columns x colour channels"),
+                "lesson01.check_vitg_patch_length(length)", "A patch is 14 x 14 pixels with 3 colour values each:"),
     3: Exercise(solved_function(conv_to_linear), "lesson01.check_conv_to_linear(conv_to_linear)", points=2),
-    4: Exercise(solved("""
-        embed = vit.PatchEmbedding(patch_size=16, num_channels=3, hidden_size=768, bias=True)
-        parameters = sum(p.numel() for p in embed.parameters())  # 768 * 768 + 768 = 590,592"""),
-        "lesson01.check_projection_parameters(parameters)", "in_features * out_features weights, plus out_features biases:"),
+    4: Exercise(solved("parameters = 32 * 32 * 3 * 768  # weights only: the Conv2d has bias=False"),
+                "lesson01.check_b32_projection_parameters(parameters)",
+                "in_features * out_features weights; CLIP's patch embedding has no bias:"),
+    5: Exercise(solved('answer = ("same", "changes")  # (without, with) position embeddings'),
+                "lesson01.check_shuffle(answer)",
+                "Attention is a weighted sum over all tokens, whatever their order; only positions tell places apart:"),
 }
 
 

@@ -11,6 +11,9 @@ from mmlab.data.scenes import Scene, SceneObject, render_scene
 from mmlab.exercises import Exercise, Verdict, solved, verdict
 
 PUPPY = "a puppy playing in the snow"
+CAT = "a pixelated image of a cute cat"  # the chapter's cat caption: one of its words is two tokens
+# Exercise 4: the printed figure's label (row "cat caption", column "car image") and the cell of sim it shows.
+IMAGES = CAPTIONS = ("puppy", "cat", "car")
 ZERO_SHOT_LABELS = ["a photo of a red circle", "a photo of a red square", "a photo of a blue circle",
                     "a photo of a blue triangle"]
 ZERO_SHOT_IMAGE = Scene((SceneObject("circle", "blue", "large", 112, 112, 36),), "white")
@@ -23,17 +26,43 @@ with torch.inference_mode():
     text_features = model.get_text_features(**text_inputs).pooler_output  # (3, D), raw"""
 
 
-def check_eot_position(answer: int, processor) -> Verdict:
-    """Exercise 1: at which index of `input_ids` does CLIP read the text embedding of PUPPY?"""
-    ids = processor.tokenizer(PUPPY)["input_ids"]
+def check_cat_eot(prediction: int, processor) -> Verdict:
+    """Exercise 1: predict, before tokenizing, the index at which CLIP reads the text embedding of CAT."""
+    ids = processor.tokenizer(CAT)["input_ids"]
     eot = ids.index(processor.tokenizer.eos_token_id)
+    words = len(CAT.split())
     wrong = {
         0: "Index 0 is <|startoftext|>: under the causal mask it has seen only itself.",
-        len(ids): f"There are {len(ids)} tokens, but indices start at 0.",
-        eot - 1: "That is the last word. One more: the end-of-text token comes after it.",
-    }.get(answer, "Find the position of processor.tokenizer.eos_token_id in input_ids.")
-    return verdict(answer == eot, f"Index {eot}, the <|endoftext|> token: the only position whose causal attention "
-                   "has seen the whole text.", wrong)
+        words: "That counts the words but not the <|startoftext|> token in front of them.",
+        words + 1: ("One token per word, after <|startoftext|>: a good rule, but it does not hold for every word here. "
+                    "Run the tokenizer and look at the tokens."),
+        len(ids): "Indices start at 0: that would be one past the last token.",
+    }.get(prediction, "Count the tokens before <|endoftext|>, <|startoftext|> included; then run the tokenizer.")
+    return verdict(prediction == eot, f"Index {eot}: 'pixelated' is two tokens ('pixel', 'ated</w>'), so a "
+                   "one-token-per-word count is one short. The embedding is read at <|endoftext|>, wherever it lands.",
+                   wrong)
+
+
+def check_mislabelled_cell(cell, *_) -> Verdict:
+    """Exercise 4: which cell of the true sim (rows = images) sits under the printed label (cat caption, car image)?"""
+    try:
+        row, column = (int(v) for v in cell)
+    except (TypeError, ValueError):
+        return verdict(False, "", "Answer with a (row, column) pair of integers, such as (0, 0).")
+    labelled = (IMAGES.index("car"), CAPTIONS.index("cat"))  # what the printed label claims: car image, cat caption
+    shown = (IMAGES.index("cat"), CAPTIONS.index("car"))  # what is drawn there: plotted row = image, column = caption
+    if (row, column) == shown:
+        return verdict(True, "(1, 2): the cat image against the car caption. The chapter plots sim_matrix[y, x] at row y, "
+                       "column x, and sim's rows are images; the label 'cat caption' on row 1 is wrong, the number "
+                       "is right.", "")
+    if (row, column) == labelled:
+        hint = ("That is the pair the printed labels claim. Which object do the rows of the *plotted* matrix "
+                "stand for, whatever their labels say?")
+    elif row == column:
+        hint = "A diagonal cell compares an image with its own caption; the label names two different things."
+    else:
+        hint = "Start from the code, not the labels: sim_matrix = cosine_similarity(image_embeddings, text_embeddings)."
+    return verdict(False, "", hint)
 
 
 def similarity_matrix(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
@@ -59,11 +88,12 @@ def check_similarity_matrix(sim, image_features: torch.Tensor, text_features: to
     if _close(got, want.T):
         hint = "Transposed: put the images on the rows (image @ text.T), as the heatmap's labels say."
     elif _close(got, raw) or _close(got, raw.T):
-        hint = "Those are raw dot products: divide each embedding by its norm first (values must lie in [-1, 1])."
+        hint = ("Those are raw dot products, not cosines: a cosine lies in [-1, 1]. What must each vector's norm be "
+                "for a dot product to be a cosine?")
     elif got.shape == want.shape and torch.allclose(got / got.abs().max(), want / want.abs().max(), atol=1e-3):
         hint = "Right pattern, wrong scale: is it multiplied by logit_scale? Cosine similarity stays in [-1, 1]."
     else:
-        hint = f"Want shape {tuple(want.shape)} (images, texts): normalize both, then image @ text.T."
+        hint = f"Want shape {tuple(want.shape)} (images, texts), every value a cosine in [-1, 1]."
     return verdict(False, "", hint)
 
 
@@ -106,15 +136,19 @@ def check_zero_shot(fn, model, processor) -> Verdict:
 
 EXERCISES = {
     1: Exercise(solved("""
-        ids = processor.tokenizer(lesson02.PUPPY)["input_ids"]
-        eot = ids.index(processor.tokenizer.eos_token_id)"""),
-        "lesson02.check_eot_position(eot, processor)", "CLIP pools the text at its first <|endoftext|> token:"),
+        ids = processor.tokenizer(lesson02.CAT)["input_ids"]
+        my_prediction = ids.index(processor.tokenizer.eos_token_id)"""),
+        "lesson02.check_cat_eot(my_prediction, processor)",
+        "Count the tokens, then check the count against the tokenizer (it splits 'pixelated'):"),
     2: Exercise(solved(inspect.getsource(similarity_matrix) + "\nmy_sim = similarity_matrix(image_features, text_features)",
                        given=FEATURES),
                 "lesson02.check_similarity_matrix(my_sim, image_features, text_features)", points=2),
     3: Exercise(solved(inspect.getsource(zero_shot) + "\n\ndef classify(image, labels):\n"
                        "    return zero_shot(model, processor, image, labels)"),
                 "lesson02.check_zero_shot(classify, model, processor)", points=2),
+    4: Exercise(solved("my_cell = (1, 2)  # plotted row y = image y (cat), column x = caption x (car)"),
+                "lesson02.check_mislabelled_cell(my_cell)",
+                "The chapter draws sim_matrix[y, x] at row y and column x; sim's rows are images, whatever the labels:"),
 }
 
 

@@ -10,9 +10,9 @@ from open_clip.loss import ClipLoss
 
 from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
 
-BATCH = 256  # exercise 2: the batch size whose starting loss the learner computes
+NEGATIVES = 31  # exercise 2: the other captions of a batch of 32, each at cosine COSINES[1]
 LOGIT_SCALE = 100.0  # exercise 3: the temperature OpenAI's CLIP learnt (open_clip clamps it there)
-COSINES = (0.30, 0.20)  # exercise 3: one image against its own caption and one other
+COSINES = (0.30, 0.20)  # exercises 2 and 3: one image against its own caption and another
 
 
 def loss_by_hand(image_emb, text_emb, logit_scale):
@@ -61,26 +61,43 @@ def check_loss(fn) -> Verdict:
         return verdict(True, f"{got:.4f}, as ClipLoss: the mean of -log p(own caption) over the images and "
                        "-log p(own image) over the captions.", "")
     hint = next((why for value, why in hints if abs(got - value) < 1e-5),
-                f"Expected {want:.4f}, got {got:.4f}. Scale the similarities, take log_softmax along each "
+                f"Got {got:.4f}, not ClipLoss's value. Scale the similarities, take log_softmax along each "
                 "dimension, keep the diagonal (the right pairs), and average minus their means.")
     return verdict(False, "", hint)
 
 
-def check_chance_loss(answer: float) -> Verdict:
-    """Exercise 2: the loss of an untrained CLIP (all similarities equal) at batch size BATCH."""
-    want = math.log(BATCH)
-    wrong = [
-        (math.log(32), "That is the lesson's batch of 32. With 256 pairs each image picks among 256 captions."),
-        (math.log2(BATCH), "Cross-entropy uses the natural logarithm (math.log), not log base 2."),
-        (1 / BATCH, "1/256 is the probability a uniform guess gives the right caption; the loss is minus its log."),
-        (float(BATCH), "The loss is a logarithm: minus the log of the right caption's probability."),
-    ]
-    hint = next((why for value, why in wrong if math.isclose(answer, value, rel_tol=0.01)),
-                "Every caption gets the same probability, 1/B; the loss is -log of the right one's, in both "
-                "directions alike.")
-    return verdict(abs(answer - want) < 0.01, f"ln {BATCH} = {want:.2f}. More pairs in a batch means more negatives: "
-                   "a harder task and more to learn from at every step (OpenAI's CLIP: 32,768 pairs, ln = 10.4).",
-                   hint)
+def smallest_scale(own: float = 0.30, other: float = 0.20, negatives: int = NEGATIVES, p: float = 0.5) -> float:
+    """The logit_scale at which a caption with cosine `own` gets probability `p` against `negatives` at `other`."""
+    # p = e^(s*own) / (e^(s*own) + n e^(s*other))  <=>  e^(s*(own - other)) = n p / (1 - p)
+    return math.log(negatives * p / (1 - p)) / (own - other)
+
+
+def check_temperature_for(scale: float) -> Verdict:
+    """Exercise 2: the smallest logit_scale at which the own caption (0.30) gets 50% against 31 others at 0.20."""
+    try:
+        got = float(scale)
+    except (TypeError, ValueError):
+        return verdict(False, "", "Give the logit_scale as a number.")
+    want = smallest_scale()
+    right, other = COSINES
+
+    def p_at(s: float) -> float:
+        return torch.tensor([right] + [other] * NEGATIVES).mul(s).softmax(0)[0].item()
+
+    if abs(got - want) <= 1.0:
+        return verdict(True, f"About {want:.1f} (10 ln 31): below it the 31 wrong captions together outweigh the right "
+                       f"one. CLIP starts at 14.3, where the right caption gets {p_at(1 / 0.07):.0%}, and learns its way "
+                       f"up; at 100 it gets {p_at(100):.2%}.", "")
+    if got <= 0:
+        hint = "Write the softmax of the 32 scaled cosines and solve for the scale at which the right one is 0.5."
+    elif abs(got - 10 * math.log(2)) < 1:
+        hint = "That is the scale for one wrong caption. Here there are 31, each as likely as the others."
+    elif p_at(got) < 0.5:
+        hint = (f"At {got:g} the right caption gets only {p_at(got):.0%}: the 31 others together still win. Larger.")
+    else:
+        hint = (f"At {got:g} the right caption gets {p_at(got):.0%}: more than half, but is it the smallest such "
+                "scale? Solve for the scale at which it is exactly 0.5.")
+    return verdict(False, "", hint)
 
 
 def check_temperature(p: float) -> Verdict:
@@ -101,23 +118,48 @@ def check_temperature(p: float) -> Verdict:
                    hint)
 
 
-_HARD_NEGATIVES = {
-    "a": "Hard negatives replace random scenes in the batch: the batch size and the starting loss stay the same.",
-    "b": "In a random batch, colour (and count and size) already tell almost every pair of captions apart, so the "
-         "loss falls without shape; two scenes that differ only in one object's shape can be told apart only by "
-         "shape, so the loss must learn it.",
-    "c": "The temperature is a learnt parameter of the model; hard negatives change the data, not it.",
-    "d": "shape_contrast_batch skips the held-out colour/shape pairs (HELD_OUT_COMBOS), so the held-out test "
-         "stays fair.",
-}
+SHARE_BATCH, SHARE_BATCHES, SHARE_OF_32 = 64, 200, 0.36  # exercise 4: the lesson measured 36.0% at batch 32
 
 
-def check_hard_negatives(choice: str) -> Verdict:
-    """Exercise 4: why do the recipe's shape hard negatives teach CLIP shape?"""
-    choice = choice.strip().lower()
-    if choice not in _HARD_NEGATIVES:
-        return verdict(False, "", f"Answer with one of {sorted(_HARD_NEGATIVES)}.")
-    return verdict(choice == "b", _HARD_NEGATIVES["b"], _HARD_NEGATIVES[choice])
+def shape_only_share(scenes) -> float:
+    """Share of scenes whose batch holds another with the same colours (in order) but other shapes."""
+    colours = [tuple(o.color for o in s.objects) for s in scenes]
+    shapes = [tuple(o.shape for o in s.objects) for s in scenes]
+    return sum(any(colours[j] == colours[i] and shapes[j] != shapes[i] for j in range(len(scenes)) if j != i)
+               for i in range(len(scenes))) / len(scenes)
+
+
+def share_at(batch: int, batches: int = SHARE_BATCHES, seed: int = 2) -> float:
+    """The mean share over `batches` random batches of `batch` scenes, drawn as the lesson draws them."""
+    import random
+
+    from mmlab.data.scenes import sample_scene
+
+    rng = random.Random(seed)
+    return sum(shape_only_share([sample_scene(rng) for _ in range(batch)]) for _ in range(batches)) / batches
+
+
+def check_share_at_64(share: float) -> Verdict:
+    """Exercise 4: the share of scenes with a negative only shape tells apart, in random batches of 64."""
+    try:
+        got = float(share)
+    except (TypeError, ValueError):
+        return verdict(False, "", "Pass the share as a number between 0 and 1.")
+    want = share_at(SHARE_BATCH)
+    if abs(got - want) <= 0.03:
+        return verdict(True, f"About {want:.0%}: twice the scenes, so more chances that another has the same colours "
+                       "and other shapes. A random batch asks for shape more often as it grows, but most of the "
+                       "recipe's shape pressure still has to come from hard negatives built on purpose.", "")
+    if got > 1:
+        hint = "A share lies between 0 and 1 (0.5 is 50%)."
+    elif abs(got - SHARE_OF_32) <= 0.03:
+        hint = "That is the share for batches of 32, measured in the lesson. Measure it for batches of 64."
+    elif got < SHARE_OF_32:
+        hint = ("Smaller than at 32? With more scenes in the batch, is another scene with the same colours more or "
+                "less likely? Measure it: shape_only_share on 200 random batches of 64.")
+    else:
+        hint = "Measure rather than guess: the mean of shape_only_share over 200 random batches of 64 scenes."
+    return verdict(False, "", hint)
 
 
 EXERCISES = {
@@ -127,12 +169,18 @@ EXERCISES = {
     2: Exercise(solved("""
         import math
 
-        chance = math.log(lesson06.BATCH)  # every caption has probability 1/B: the loss is -log(1/B)"""),
-        "lesson06.check_chance_loss(chance)"),
+        scale = math.log(31) / (0.30 - 0.20)  # e^(0.1 s) = 31: the right caption weighs as much as the 31 others"""),
+        "lesson06.check_temperature_for(scale)",
+        "Half the probability when e^(0.30 s) = 31 e^(0.20 s):"),
     3: Exercise(solved("p = torch.tensor(lesson06.COSINES).mul(lesson06.LOGIT_SCALE).softmax(0)[0].item()"),
                 "lesson06.check_temperature(p)", "Scale the two cosines, then take their softmax:"),
-    4: Exercise(solved('letter = "b"'), "lesson06.check_hard_negatives(letter)",
-                "\n".join(f"({key}) {why}" for key, why in _HARD_NEGATIVES.items()) + "\nSo the answer is (b)."),
+    4: Exercise(solved("""
+        import random
+
+        rng = random.Random(2)
+        share = float(np.mean([shape_only_share([sample_scene(rng) for _ in range(64)]) for _ in range(200)]))"""),
+        "lesson06.check_share_at_64(share)",
+        "The lesson's own measurement, with batches of 64 instead of 32:"),
 }
 
 

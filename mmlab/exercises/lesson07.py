@@ -44,8 +44,15 @@ def check_changed_parts(fn, before: dict, model) -> Verdict:
         elif got == parts:
             hint = ("Every part counted as changed: compare the values (torch.equal), not the tensor objects; "
                     "`before` holds copies, so `is` and `id` always differ.")
+        elif new is not after:
+            hint = ("Right for the lesson's run, wrong for a made-up run in which only the vision tower moved: "
+                    "compute the parts from the two dictionaries, do not write them down.")
+        elif got < want:
+            hint = "Some parts that changed are missing: check every parameter, not only the first of each part."
+        elif got > want:
+            hint = "That includes a part whose parameters did not change: compare every value, with torch.equal."
         else:
-            hint = f"Expected {sorted(want)}, got {sorted(got)}."
+            hint = "Some of those parts did not change, and some that changed are missing: compare with torch.equal."
         return verdict(False, "", hint)
     return verdict(True, f"Only {sorted(_BRIDGE & changed_parts(before, after))} changed: the optimizer held "
                    "just the bridge, and the frozen towers got no gradient and no update.", "")
@@ -75,14 +82,17 @@ def check_query_word(word: str) -> Verdict:
     return verdict(False, "", hint)
 
 
-def check_soft_tokens_shape(shape, model) -> Verdict:
-    """Exercise 3: the shape of the projection's output for a batch of 8 images."""
-    q, width = model.config.num_query_tokens, model.config.text_config.hidden_size
+def check_soft_tokens_shape(shape, model, queries: int | None = None) -> Verdict:
+    """Exercise 3: the shape of the projection's output for a batch of 8 images, with `queries` learnt queries
+    (default: the model's own number)."""
+    q, width = queries or model.config.num_query_tokens, model.config.text_config.hidden_size
     grid = model.config.vision_config.image_size // model.config.vision_config.patch_size
     want, got = (8, q, width), tuple(shape)
     if got == want:
         return verdict(True, f"{want}: {q} soft tokens per image, each as wide as the language model's word "
                        "embeddings, so that torch.cat can put them in front of the text's embeddings.", "")
+    if queries and got == (8, model.config.num_query_tokens, width):
+        return verdict(False, "", "That is this model's own number of queries; the question changes it.")
     if got in ((q, width), (1, q, width)):
         hint = "One set of soft tokens per image: the batch of 8 comes first."
     elif got == (8, width):
@@ -103,8 +113,8 @@ EXERCISES = {
     2: Exercise(solved(f'word = "{prefix_words(SCENE)[QUERY]}"  # slot 10: the count, 4 left, 4 middle, then size, '
                        "colour"), "lesson07.check_query_word(word)",
                 "Write out the prefix: " + " ".join(prefix_words(SCENE)) + ". Counting from 0:"),
-    3: Exercise(solved("shape = (8, model.config.num_query_tokens, model.config.text_config.hidden_size)  # (8, 13, 192)"),
-                "lesson07.check_soft_tokens_shape(shape, model)",
+    3: Exercise(solved("shape = (8, 32, model.config.text_config.hidden_size)  # (8, 32, 192): the width stays the OPT's"),
+                "lesson07.check_soft_tokens_shape(shape, model, queries=32)",
                 "One soft token per learnt query and image, as wide as the language model's word embeddings:"),
 }
 
