@@ -1,4 +1,5 @@
-"""Stand-in Hub repositories under the chapter's three ids, laid out file for file like the real ones.
+"""Stand-in Hub repositories under the chapter's three ids (and open_clip's copy of OpenAI's CLIP), laid out file for
+file like the real ones.
 
     python tools/stand_ins.py tiny      # build (once) and print the folder: about 30 MB, a minute on a CPU
     python tools/stand_ins.py real      # the real architectures with random weights (about 16 GB; for a GPU run)
@@ -12,6 +13,10 @@ from, is in docs/loopback-hub.md. Two sizes:
   entries, so `<image>` is id 4096 where the real repo's is 50265).
 - real: `CLIPConfig()` (ViT-B/32, 151,277,313 parameters) and BLIP-2 with the real repo's widths (ViT-g vision
   tower, OPT-2.7b: 3,744,761,856 parameters), random weights, saved in float32 as the real repos are.
+- both sizes: OPEN_CLIP_HUB_ID, what `open_clip.create_model_and_transforms("ViT-B-32-quickgelu", pretrained="openai")`
+  downloads (lesson 02, hub mode). open_clip builds that architecture from its own config, so the stand-in is a
+  full-size ViT-B/32: the real size's CLIP converted (the same weights, so lesson 02's agreement check holds), or for
+  tiny a random `CLIPConfig()` CLIP of its own (605 MB; the check then prints False).
 
 Built once into MMLAB_STAND_INS (default ~/.cache/mmlab-stand-ins)/<size>/<owner>/<name>/; a `.complete` stamp
 holding BUILD_VERSION marks a finished build.
@@ -28,7 +33,8 @@ from pathlib import Path
 
 from mmlab.models import BLIP2_HUB_ID, CHECKPOINTS, CLIP_HUB_ID, SBERT_CLIP_HUB_ID
 
-BUILD_VERSION = "1"  # change it when the layout changes: older builds are rebuilt
+OPEN_CLIP_HUB_ID = "timm/vit_base_patch32_clip_224.openai"  # open_clip's pretrained table: ViT-B-32, "openai"
+BUILD_VERSION = "2"  # change it when the layout changes: older builds are rebuilt
 SIZES = ("tiny", "real")
 # model-00001-of-00002.safetensors (10.0 GB) and model-00002-of-00002.safetensors (5.5 GB): the first shard 65%
 FIRST_SHARD_SHARE = 0.65
@@ -71,18 +77,23 @@ def build(size: str = "tiny", root: Path | None = None) -> Path:
     """The folder holding the three stand-in repos of `size` (built now unless a finished build is there)."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, not {size!r}")
+    from filelock import FileLock  # huggingface_hub's own lock library
+
     folder = (root or stand_ins_root()) / size
-    stamp = folder / ".complete"
-    if stamp.is_file() and stamp.read_text() == BUILD_VERSION:
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    clip_model, clip_processor = _clip(size)
-    _write_clip(folder / CLIP_HUB_ID, clip_model, clip_processor)
-    _write_sentence_clip(folder / SBERT_CLIP_HUB_ID, clip_model, clip_processor)
-    del clip_model
-    blip_model, blip_processor = _blip2(Blip2Widths() if size == "tiny" else Blip2Widths.real())
-    _write_blip2(folder / BLIP2_HUB_ID, blip_model, blip_processor)
-    stamp.write_text(BUILD_VERSION)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder.parent / f".{size}.lock"):  # several test workers may ask at once: one builds
+        stamp = folder / ".complete"
+        if stamp.is_file() and stamp.read_text() == BUILD_VERSION:
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+        clip_model, clip_processor = _clip(size)
+        _write_clip(folder / CLIP_HUB_ID, clip_model, clip_processor)
+        _write_sentence_clip(folder / SBERT_CLIP_HUB_ID, clip_model, clip_processor)
+        _write_open_clip(folder / OPEN_CLIP_HUB_ID, clip_model if size == "real" else _clip("real")[0])
+        del clip_model
+        blip_model, blip_processor = _blip2(Blip2Widths() if size == "tiny" else Blip2Widths.real())
+        _write_blip2(folder / BLIP2_HUB_ID, blip_model, blip_processor)
+        stamp.write_text(BUILD_VERSION)
     return folder
 
 
@@ -160,6 +171,22 @@ def _write_sentence_clip(folder: Path, model, processor) -> None:
     (folder / "config_sentence_transformers.json").write_text(json.dumps(
         {"__version__": {"sentence_transformers": "2.0.0", "transformers": "4.6.0", "pytorch": "1.7.1"}}, indent=2))
     (folder / "README.md").write_text("# sentence-transformers/clip-ViT-B-32 (mmlab stand-in, random or embedded weights)\n")
+
+
+def _write_open_clip(folder: Path, hf_model) -> None:
+    """timm/vit_base_patch32_clip_224.openai as open_clip reads it: open_clip_model.safetensors (tried before
+    open_clip_pytorch_model.bin, which the real repo also holds) and open_clip_config.json."""
+    from safetensors.torch import save_file
+    from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    from mmlab.interop import hf_clip_to_open_clip, open_clip_config
+
+    folder.mkdir(parents=True)
+    state = {k: v.contiguous() for k, v in hf_clip_to_open_clip(hf_model).state_dict().items()}
+    save_file(state, folder / "open_clip_model.safetensors")
+    config = {"model_cfg": open_clip_config(hf_model.config),  # quick_gelu: CLIPConfig()'s activation
+              "preprocess_cfg": {"mean": list(OPENAI_CLIP_MEAN), "std": list(OPENAI_CLIP_STD)}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
 
 
 def _write_blip2(folder: Path, model, processor) -> None:
