@@ -6,6 +6,7 @@ import pytest
 from _tiny_blip2 import NUM_QUERY_TOKENS, tiny_blip2
 from PIL import Image
 
+from mmlab.blip2 import format_prompt
 from mmlab.chat import ChatSession
 from mmlab.exercises import lesson03, lesson04, lesson05
 
@@ -87,5 +88,10 @@ def test_lesson05(tiny, capsys):
     image = Image.new("RGB", (16, 16), "red")
     assert lesson05.check_undo(UndoSession, model, processor, image)
     assert not lesson05.check_undo(WrongUndo, model, processor, image)
-    for n in (1, 2, 3):
+    namespace = {"processor": processor, "format_prompt": format_prompt, "lesson05": lesson05}
+    exec(lesson05.EXERCISES[4].code, namespace)  # noqa: S102 - our own worked solution
+    assert lesson05.check_turns_kept(namespace["predicted"], model, processor, image)
+    assert not lesson05.check_turns_kept(namespace["predicted"] + 1, model, processor, image)
+    assert "Count each candidate prompt" in capsys.readouterr().out
+    for n in (1, 2, 3, 4):
         lesson05.solution(n)
