@@ -36,7 +36,14 @@ def test_lesson03(tiny, capsys):
     queries = model.qformer(query_embeds=model.query_tokens, encoder_hidden_states=image_embeds).last_hidden_state
     assert lesson03.check_soft_prompt_shape(model.language_projection(queries).shape, model)
     assert not lesson03.check_soft_prompt_shape((1, NUM_QUERY_TOKENS, 31), model)
-    for n in (1, 2, 3, 4):
+    from transformers import Blip2Config
+
+    real = Blip2Config(vision_config={"image_size": 224, "patch_size": 14, "hidden_size": 1408})
+    assert lesson03.check_real_image_embeds((1, 257, 1408), real)
+    assert not lesson03.check_real_image_embeds((1, 256, 1408), real)
+    assert "one more token" in capsys.readouterr().out
+    assert not lesson03.check_real_image_embeds((1, 257, 768), real)
+    for n in (1, 2, 3, 4, 5):
         lesson03.solution(n)
     assert "def readable_tokens" in capsys.readouterr().out
 
