@@ -140,7 +140,7 @@ def test_round_trip_scores_in_the_gradebook_and_feedback_and_a_stuck_submission_
         total = gradebook.find_assignment(ASSIGNMENT).max_score
     points = sum(e.points for e in course.exercises(LESSON).values())
     exercise = course.exercises(LESSON)
-    assert total == points == 5
+    assert total == points == 6
     assert scores == {"ada": points, "bo": 0, "cy": points - exercise[2].points, "dee": points - exercise[1].points}
     assert "timeout" in out.lower()
     nbgrader(released, "generate_feedback", ASSIGNMENT)

@@ -6,6 +6,7 @@ import pytest
 from _tiny_blip2 import NUM_QUERY_TOKENS, tiny_blip2
 from PIL import Image
 
+from mmlab.blip2 import format_prompt
 from mmlab.chat import ChatSession
 from mmlab.exercises import lesson03, lesson04, lesson05
 
@@ -35,7 +36,14 @@ def test_lesson03(tiny, capsys):
     queries = model.qformer(query_embeds=model.query_tokens, encoder_hidden_states=image_embeds).last_hidden_state
     assert lesson03.check_soft_prompt_shape(model.language_projection(queries).shape, model)
     assert not lesson03.check_soft_prompt_shape((1, NUM_QUERY_TOKENS, 31), model)
-    for n in (1, 2, 3, 4):
+    from transformers import Blip2Config
+
+    real = Blip2Config(vision_config={"image_size": 224, "patch_size": 14, "hidden_size": 1408})
+    assert lesson03.check_real_image_embeds((1, 257, 1408), real)
+    assert not lesson03.check_real_image_embeds((1, 256, 1408), real)
+    assert "one more token" in capsys.readouterr().out
+    assert not lesson03.check_real_image_embeds((1, 257, 768), real)
+    for n in (1, 2, 3, 4, 5):
         lesson03.solution(n)
     assert "def readable_tokens" in capsys.readouterr().out
 
@@ -87,5 +95,10 @@ def test_lesson05(tiny, capsys):
     image = Image.new("RGB", (16, 16), "red")
     assert lesson05.check_undo(UndoSession, model, processor, image)
     assert not lesson05.check_undo(WrongUndo, model, processor, image)
-    for n in (1, 2, 3):
+    namespace = {"processor": processor, "format_prompt": format_prompt, "lesson05": lesson05}
+    exec(lesson05.EXERCISES[4].code, namespace)  # noqa: S102 - our own worked solution
+    assert lesson05.check_turns_kept(namespace["predicted"], model, processor, image)
+    assert not lesson05.check_turns_kept(namespace["predicted"] + 1, model, processor, image)
+    assert "Count each candidate prompt" in capsys.readouterr().out
+    for n in (1, 2, 3, 4):
         lesson05.solution(n)

@@ -19,7 +19,7 @@ from, is in docs/loopback-hub.md. Two sizes:
   tiny a random `CLIPConfig()` CLIP of its own (605 MB; the check then prints False).
 
 Built once into MMLAB_STAND_INS (default ~/.cache/mmlab-stand-ins)/<size>/<owner>/<name>/; a `.complete` stamp
-holding BUILD_VERSION marks a finished build.
+marks a finished build of this BUILD_VERSION from these embedded checkpoints (rebuilt when either changes).
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def build(size: str = "tiny", root: Path | None = None) -> Path:
     folder = (root or stand_ins_root()) / size
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(folder.parent / f".{size}.lock"):  # several test workers may ask at once: one builds
-        stamp = folder / ".complete"
-        if stamp.is_file() and stamp.read_text() == BUILD_VERSION:
+        stamp, wanted = folder / ".complete", _build_key()
+        if stamp.is_file() and stamp.read_text() == wanted:
             return folder
         shutil.rmtree(folder, ignore_errors=True)
         clip_model, clip_processor = _clip(size)
@@ -93,8 +93,14 @@ def build(size: str = "tiny", root: Path | None = None) -> Path:
         del clip_model
         blip_model, blip_processor = _blip2(Blip2Widths() if size == "tiny" else Blip2Widths.real())
         _write_blip2(folder / BLIP2_HUB_ID, blip_model, blip_processor)
-        stamp.write_text(BUILD_VERSION)
+        stamp.write_text(wanted)
     return folder
+
+
+def _build_key() -> str:
+    """BUILD_VERSION and the embedded checkpoints' files (names and sizes) the stand-ins are built from."""
+    files = sorted(p for p in CHECKPOINTS.rglob("*") if p.is_file())
+    return "\n".join([BUILD_VERSION, *(f"{p.relative_to(CHECKPOINTS)} {p.stat().st_size}" for p in files)])
 
 
 # --- the models -----------------------------------------------------------------------------------

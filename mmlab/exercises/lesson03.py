@@ -69,6 +69,25 @@ def check_soft_prompt_shape(shape, model) -> Verdict:
                    "the language model reads like its own token embeddings.", hint)
 
 
+def check_real_image_embeds(shape, real_config) -> Verdict:
+    """Exercise 5: the shape of the real BLIP-2's `image_embeds` for one image, predicted from its config."""
+    vision = real_config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    want = (1, patches + 1, vision.hidden_size)
+    why = (f"{vision.image_size} px in patches of {vision.patch_size}: {vision.image_size // vision.patch_size} x "
+           f"{vision.image_size // vision.patch_size} = {patches} patches, plus the class token, each "
+           f"{vision.hidden_size} wide (the ViT-g): {want}.")
+    got = tuple(int(n) for n in shape)
+    if got == want:
+        return verdict(True, why, "")
+    if len(got) == 3 and got[1] == patches:
+        return verdict(False, "", "The patches are right; the vision tower puts one more token in front of them.")
+    if len(got) == 3 and got[1] == patches + 1:
+        return verdict(False, "", "The number of tokens is right; the width is the vision tower's hidden_size.")
+    return verdict(False, "", "Read image_size, patch_size and hidden_size in real_config.vision_config; "
+                   "section 1 printed the same shape for the model loaded here.")
+
+
 EXERCISES = {
     1: Exercise(solved("""
         inputs = processor(images=image, text="Question: What is this? Answer:", return_tensors="pt")
@@ -86,6 +105,11 @@ EXERCISES = {
         queries = model.qformer(query_embeds=model.query_tokens, encoder_hidden_states=image_embeds).last_hidden_state
         shape = model.language_projection(queries.to(image_embeds.dtype)).shape  # (1, num_query_tokens, LM width)"""),
         "lesson03.check_soft_prompt_shape(shape, model)", "Run the three stages by hand:"),
+    5: Exercise(solved("""
+        vision = real_config.vision_config
+        shape = (1, (vision.image_size // vision.patch_size) ** 2 + 1, vision.hidden_size)  # (1, 257, 1408)"""),
+        "lesson03.check_real_image_embeds(shape, real_config)",
+        "One token per patch plus the class token, as wide as the vision tower:"),
 }
 
 

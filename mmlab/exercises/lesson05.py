@@ -64,6 +64,27 @@ def check_undo(session_class, model, processor, image) -> Verdict:
     return verdict(True, "The next prompt is built from history, so the undone turn is forgotten at once.", "")
 
 
+BUDGET = 30  # exercise 4's max_prompt_tokens
+
+
+def check_turns_kept(predicted: int, model, processor, image) -> Verdict:
+    """Exercise 4: how many of HISTORY's turns a session with max_prompt_tokens=BUDGET keeps in front of QUESTION."""
+    from mmlab.chat import ChatSession
+
+    session = ChatSession(model, processor, image, max_new_tokens=5, max_prompt_tokens=BUDGET)
+    session.history = [Turn(q, a) for q, a in HISTORY]
+    session.build_prompt(QUESTION)
+    kept = len(HISTORY) - session.dropped_turns
+    sizes = [session.prompt_tokens(format_prompt(QUESTION, HISTORY[len(HISTORY) - k:] if k else []))
+             for k in range(len(HISTORY) + 1)]
+    why = (f"With 0, 1 and 2 earlier turns the prompt has {', '.join(map(str, sizes))} tokens (start token included); "
+           f"the newest turns that fit in {BUDGET}: {kept}, the oldest dropped first.")
+    if predicted == kept:
+        return verdict(True, why, "")
+    return verdict(False, "", f"Not {predicted}. Count each candidate prompt's tokens with "
+                   "len(processor.tokenizer(prompt).input_ids), newest turns first, and stop where it no longer fits.")
+
+
 EXERCISES = {
     1: Exercise(solved("""
         turns = [f"Question: {question} Answer: {answer}." for question, answer in lesson05.HISTORY]
@@ -75,6 +96,15 @@ EXERCISES = {
     3: Exercise(solved("return self.history.pop() if self.history else None",
                        given="class UndoSession(ChatSession):\n    def undo(self):", indent=8),
                 "lesson05.check_undo(UndoSession, model, processor, images[name])", points=2),
+    4: Exercise(solved("""
+        from mmlab.blip2 import format_prompt
+
+        sizes = [len(processor.tokenizer(format_prompt(lesson05.QUESTION, lesson05.HISTORY[2 - k:] if k else [])).input_ids)
+                 for k in range(3)]
+        predicted = max(k for k in range(3) if sizes[k] <= lesson05.BUDGET)"""),
+                "lesson05.check_turns_kept(predicted, model, processor, images[name])",
+                "The session keeps the newest turns whose prompt still fits, so count the prompt with 0, 1 and 2 of "
+                "them."),
 }
 
 
