@@ -130,7 +130,7 @@ def test_blip2_that_fits_only_in_bfloat16_loads_in_bfloat16_on_the_cpu(hub, monk
     free = 3 * parameters  # float32 (4 bytes a parameter) does not fit, bfloat16 (2) does
     monkeypatch.setattr(models, "device_memory", lambda device: (free, 4 * free))
     model, processor = models.load_blip2()
-    assert next(model.parameters()).dtype == torch.bfloat16
+    assert model.get_input_embeddings().weight.dtype == torch.bfloat16  # (the Q-Former may stay float32)
     out = capsys.readouterr().out
     assert "does not fit" in out and "loading it in bfloat16" in out and "bfloat16 on cpu" in out
     from mmlab.blip2 import caption

@@ -145,7 +145,9 @@ def _blip2(widths: Blip2Widths):
         image_token_index=image_id,
     )
     torch.manual_seed(0)
-    return Blip2ForConditionalGeneration(config).eval(), processor
+    model = Blip2ForConditionalGeneration(config)
+    model.tie_weights()  # OPT's lm_head is its token table: transformers 5.0 ties them only when asked
+    return model.eval(), processor
 
 
 # --- the layouts ----------------------------------------------------------------------------------
