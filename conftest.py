@@ -18,6 +18,7 @@ Chromium for all their files) count as one file. The costliest parts (COSTLIEST_
 the last part to finish is a short one. benchmarks/suite_time.py measures what each part costs.
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -27,7 +28,7 @@ from unittest import mock
 
 import pytest
 
-from mmlab._kernel_env import HUB_UNSET, KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps
+from mmlab._kernel_env import HUB_UNSET, KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps, hub_kernel_environment
 
 TOOLS = Path(__file__).resolve().parent / "tools"
 # Path prefixes of the parts that take longest (benchmarks/suite_time.py), in the order a worker should start them.
@@ -75,27 +76,25 @@ def share_the_cores(config) -> None:
             os.environ.setdefault(name, threads)
 
 
-HUB_KEY = pytest.StashKey()
+HUB_KEY = pytest.StashKey()  # (what stops the Hub and removes its cache, the kernels' environment)
 
 
-def _start_hub():
+def _start_hub() -> tuple[contextlib.ExitStack, dict[str, str]]:
     """The loopback Hub and the kernels' environment for it (an empty Hugging Face cache of its own)."""
     sys.path.insert(0, str(TOOLS))
     from loopback_hub import LoopbackHub
     from stand_ins import build
 
-    hub = LoopbackHub(build("tiny")).__enter__()
-    cache = tempfile.TemporaryDirectory(prefix="mmlab-hub-cache-")
-    environment = {k: v for k, v in KERNEL_ENVIRONMENT.items() if k not in HUB_UNSET}
-    environment |= hub.environment() | {"HF_HOME": cache.name}
-    return hub, cache, environment
+    with contextlib.ExitStack() as stack:
+        hub = stack.enter_context(LoopbackHub(build("tiny")))
+        cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="mmlab-hub-cache-"))
+        environment = hub_kernel_environment(hub.environment(), HF_HOME=cache)
+        return stack.pop_all(), environment
 
 
 def pytest_unconfigure(config):
     if HUB_KEY in config.stash:
-        hub, cache, _ = config.stash[HUB_KEY]
-        hub.__exit__(None, None, None)
-        cache.cleanup()
+        config.stash[HUB_KEY][0].close()
 
 
 def _is_notebook(item) -> bool:
@@ -155,7 +154,7 @@ def pytest_runtest_setup(item):
         yield
         return
     hub = item.config.stash.get(HUB_KEY, None)
-    with mock.patch.dict(os.environ, hub[2] if hub else KERNEL_ENVIRONMENT):  # all put back once the kernel started
+    with mock.patch.dict(os.environ, hub[1] if hub else KERNEL_ENVIRONMENT):  # all put back once the kernel started
         for name in HUB_UNSET if hub else ():
             os.environ.pop(name, None)
         yield

@@ -33,7 +33,7 @@ from loopback_hub import LoopbackHub
 from run_hub_notebooks import run
 from stand_ins import build
 
-from mmlab._kernel_env import HUB_UNSET, KERNEL_ENVIRONMENT
+from mmlab._kernel_env import HUB_UNSET, hub_kernel_environment
 
 T4_GIB = 15.0  # a Colab T4's memory
 COLAB_RAM_GB = 12.7  # a Colab runtime's RAM
@@ -59,8 +59,8 @@ print(json.dumps({"seconds": round(time.perf_counter() - start, 1),
 
 
 def hub_environment(hub: LoopbackHub, cache: str) -> dict[str, str]:
-    environment = {k: v for k, v in {**os.environ, **KERNEL_ENVIRONMENT}.items() if k not in HUB_UNSET}
-    return environment | hub.environment() | {"HF_HOME": cache, "MMLAB_DEVICE": "cuda"}
+    inherited = {k: v for k, v in os.environ.items() if k not in HUB_UNSET}
+    return inherited | hub_kernel_environment(hub.environment(), HF_HOME=cache, MMLAB_DEVICE="cuda")
 
 
 def measure_load(hub: LoopbackHub, how: str) -> dict:

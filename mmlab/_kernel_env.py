@@ -31,6 +31,13 @@ KERNEL_ENVIRONMENT = MappingProxyType({
 HUB_UNSET = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS")
 
 
+def hub_kernel_environment(hub_variables: dict[str, str], **overrides: str) -> dict[str, str]:
+    """A hub-mode run's kernel environment: KERNEL_ENVIRONMENT less HUB_UNSET, the Hub's variables (HF_ENDPOINT,
+    MMLAB_IMAGE_BASE_URL, ... from tools/loopback_hub.py) and a caller's own settings on top."""
+    kept = {k: v for k, v in KERNEL_ENVIRONMENT.items() if k not in HUB_UNSET}
+    return kept | hub_variables | overrides
+
+
 def kernel_environment(**overrides: str) -> dict[str, str]:
     """KERNEL_ENVIRONMENT with a caller's own settings on top (`MMLAB_DEVICE="cuda"`, `OMP_NUM_THREADS="1"`)."""
     return {**KERNEL_ENVIRONMENT, **overrides}

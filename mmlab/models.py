@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -95,10 +96,10 @@ def _announce(what: str, source: str, model, setup: Setup) -> None:
         origin = f"the embedded default mmlab/checkpoints/{Path(source).name} (trained offline on the scene world)"
     else:
         origin = f"'{source}'"
-    weights: dict[torch.dtype, int] = {}  # most weights' dtype: BLIP-2 keeps its Q-Former in float32 (transformers 5.0)
+    weights = Counter()  # most weights' dtype: BLIP-2 keeps its Q-Former in float32 (transformers 5.0)
     for p in model.parameters():
-        weights[p.dtype] = weights.get(p.dtype, 0) + p.numel()
-    dtype = str(max(weights, key=weights.get)).removeprefix("torch.")
+        weights[p.dtype] += p.numel()
+    dtype = str(weights.most_common(1)[0][0]).removeprefix("torch.")
     print(f"{what}: {origin}, {millions:.1f} M parameters, {dtype} on {setup.device}")
 
 

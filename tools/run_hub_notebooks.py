@@ -23,7 +23,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from mmlab._kernel_env import HUB_UNSET, KERNEL_ENVIRONMENT, TRAINING_LESSONS, few_steps
+from mmlab._kernel_env import HUB_UNSET, TRAINING_LESSONS, few_steps, hub_kernel_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     failed = []
     with LoopbackHub(build(args.size)) as hub:
-        environment = {k: v for k, v in KERNEL_ENVIRONMENT.items() if k not in HUB_UNSET}
-        environment |= hub.environment() | {"MMLAB_DEVICE": args.device}
+        environment = hub_kernel_environment(hub.environment(), MMLAB_DEVICE=args.device)
         for path in paths:
             out = args.out / path.name
             start = time.perf_counter()
