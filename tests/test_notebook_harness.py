@@ -142,3 +142,13 @@ def test_on_two_workers_a_notebook_runs_in_one_kernel_and_the_browser_tests_in_o
     assert "20 passed" in result.stdout
     workers = (tmp_path / "e2e-workers").read_text()
     assert len(workers) == 2 * len("gw0") and workers[:3] == workers[3:], workers
+
+
+def test_a_hub_run_keeps_the_kernel_environment_but_its_offline_and_progress_switches():
+    from mmlab._kernel_env import HUB_UNSET, hub_kernel_environment
+
+    hub = {"HF_ENDPOINT": "http://127.0.0.1:1", "MMLAB_MODE": "hub"}
+    environment = hub_kernel_environment(hub, MMLAB_DEVICE="cuda")
+    assert not set(HUB_UNSET) & set(environment)
+    assert environment["MMLAB_MODE"] == "hub" and environment["HF_ENDPOINT"] == hub["HF_ENDPOINT"]
+    assert environment["MMLAB_DEVICE"] == "cuda" and environment["PYTHONHASHSEED"] == KERNEL_ENVIRONMENT["PYTHONHASHSEED"]
