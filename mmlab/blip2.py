@@ -1,4 +1,4 @@
-"""BLIP-2 helpers for the lessons: captions, visual question answering and the Q-Former's attention.
+"""BLIP-2 helpers for the lessons: captions, visual question answering, the projected queries and their attention.
 
 All helpers take a `Blip2ForConditionalGeneration` and its `Blip2Processor` (from `mmlab.models.load_blip2`
 or the hub) and follow the chapter's prompt format: `Question: ... Answer:`, earlier turns first.
@@ -156,6 +156,18 @@ def answer(
         model, processor, [image], [prompt], max_new_tokens=max_new_tokens, do_sample=do_sample, **gen_kwargs
     )
     return clean_answer(text)
+
+
+def project_queries(model, pixels: torch.Tensor) -> torch.Tensor:
+    """Image -> frozen ViT -> Q-Former queries -> projection: (B, Q, D_lm), as BLIP-2's forward does.
+
+    The vision tower runs without gradients; the Q-Former and the projection keep theirs (the bridge trains them).
+    """
+    with torch.no_grad():
+        image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state  # (B, N, D_v)
+    queries = model.query_tokens.expand(pixels.shape[0], -1, -1)  # (B, Q, D_q)
+    out = model.qformer(query_embeds=queries, encoder_hidden_states=image_embeds).last_hidden_state
+    return model.language_projection(out)  # (B, Q, D_lm)
 
 
 @torch.inference_mode()

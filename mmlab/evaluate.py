@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlab.blip2 import clean_answer, format_prompt, generate_text
+from mmlab.blip2 import clean_answer, format_prompt, generate_text, project_queries
 from mmlab.data.scenes import (
     COLORS,
     HELD_OUT_COMBOS,
-    POSITIONS,
     QA,
     SHAPES,
     SIZES,
@@ -32,6 +31,7 @@ from mmlab.data.scenes import (
 )
 from mmlab.data.scenes import scene_from_seed as _scene_from_seed
 from mmlab.embed import embed_images, embed_texts
+from mmlab.prefix import OBJECT_SLOTS, encode_batch, prefix_ids, prefix_vocabulary, slot_index
 
 HELD_OUT_SEEDS = 10_000_000  # evaluation seeds start here
 
@@ -217,11 +217,9 @@ def _by_kind(right: dict[str, list[bool]]) -> dict[str, float]:
 
 
 def prefix_accuracy(model, processor, asked: Asked) -> dict[str, float]:
-    """The language model alone, given each scene's true 13-word prefix instead of the image: accuracy by
+    """The language model alone, given each scene's true prefix (`mmlab.prefix`) instead of the image: accuracy by
     question type (greedy: every answer token and the end must be the likeliest) on `asked` (`vqa_questions`,
     `absent_questions` or `follow_up_questions`, earlier turns included). The ceiling of the bridge."""
-    from mmlab.train.texts import encode_batch, prefix_ids, prefix_vocabulary
-
     lm, tokenizer, q = model.language_model, processor.tokenizer, model.config.num_query_tokens
     embed, word_ids = lm.get_input_embeddings(), prefix_vocabulary(tokenizer)
     right = defaultdict(list)
@@ -246,9 +244,6 @@ def bridge_reading(model, processor, scenes: list[Scene]) -> dict[str, float]:
     shape again for objects whose colour/shape pair training images show ("shape, trained pairs") or never show
     ("shape, held-out pairs"). Where prefix_accuracy is the language model's ceiling, this says which fact of
     the image the bridge gets wrong."""
-    from mmlab.train.blip2 import project_queries
-    from mmlab.train.texts import OBJECT_SLOTS, prefix_ids, prefix_vocabulary
-
     word_ids = prefix_vocabulary(processor.tokenizer)
     vocabulary = torch.tensor(sorted(word_ids.values()))  # (V,) token ids
     right = defaultdict(list)
@@ -262,10 +257,10 @@ def bridge_reading(model, processor, scenes: list[Scene]) -> dict[str, float]:
             for scene, got, want in zip(chunk, read.tolist(), prefix_ids(word_ids, chunk).tolist()):
                 right["count"].append(got[0] == want[0])
                 for o in scene.objects:
-                    first = 1 + len(OBJECT_SLOTS) * POSITIONS.index(o.position)  # the object's third's slots
-                    for k, slot in enumerate(OBJECT_SLOTS):
-                        right[slot].append(got[first + k] == want[first + k])
+                    for slot in OBJECT_SLOTS:
+                        k = slot_index(o.position, slot)
+                        right[slot].append(got[k] == want[k])
                     pairs = "held-out pairs" if (o.color, o.shape) in HELD_OUT_COMBOS else "trained pairs"
-                    shape = first + OBJECT_SLOTS.index("shape")
+                    shape = slot_index(o.position, "shape")
                     right[f"shape, {pairs}"].append(got[shape] == want[shape])
     return {k: sum(v) / len(v) for k, v in right.items()}

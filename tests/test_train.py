@@ -12,11 +12,9 @@ import torch
 from transformers import Blip2ForConditionalGeneration, CLIPModel
 
 from mmlab import evaluate
-from mmlab.data.scenes import POSITIONS
 from mmlab.models import embedded_path
 from mmlab.train.blip2 import Blip2Recipe, build_blip2, train_blip2
 from mmlab.train.clip import ClipRecipe, train_clip
-from mmlab.train.texts import prefix_words
 
 
 def _falls(curve: list[float], k: int = 5, ratio: float = 0.9) -> bool:
@@ -55,21 +53,12 @@ def test_a_short_blip2_run_lowers_the_language_model_loss(clip_vision):
     assert _falls(curves["language"], ratio=0.8)
 
 
-def test_prefix_spells_the_scene_third_by_third_in_13_words():
-    for scene in evaluate.held_out_scenes(20, n_objects=2):
-        words = prefix_words(scene)
-        assert len(words) == 13 and words[0] == "two" and words.count("none") == 4
-        for obj in scene.objects:
-            k = 1 + 4 * POSITIONS.index(obj.position)  # the slot of the third it stands in
-            assert words[k:k + 4] == [obj.size, obj.color, obj.shape, obj.position]
-
-
 @pytest.mark.slow
 def test_bridge_losses_add_up_and_train_only_what_follows_the_vision_tower(tokenizer):
     import random
 
+    from mmlab.data.pixels import scene_batch
     from mmlab.train.blip2 import bridge_losses
-    from mmlab.train.common import scene_batch
     from mmlab.train.texts import training_text
 
     recipe = replace(Blip2Recipe(), batch=4)
@@ -88,8 +77,8 @@ def test_bridge_losses_add_up_and_train_only_what_follows_the_vision_tower(token
 def test_strengthened_positions_tell_patch_tokens_apart(tokenizer):
     import random
 
+    from mmlab.data.pixels import scene_batch
     from mmlab.train.blip2 import strengthen_positions
-    from mmlab.train.common import scene_batch
 
     blip, _ = build_blip2(Blip2Recipe(), tokenizer)
     embeddings = blip.vision_model.embeddings
@@ -152,9 +141,9 @@ def test_the_retrain_comparison_ignores_only_the_transformers_version(tmp_path):
 def test_blip2_vision_copied_from_clip_computes_the_same_but_for_the_pre_layernorm(tokenizer):
     import random
 
+    from mmlab.data.pixels import scene_batch
     from mmlab.train.blip2 import copy_clip_vision
     from mmlab.train.clip import build_clip
-    from mmlab.train.common import scene_batch
 
     clip, _ = build_clip(ClipRecipe())
     blip, _ = build_blip2(Blip2Recipe(), tokenizer)
@@ -225,8 +214,8 @@ def test_greyscale_images_are_grey_and_have_no_colour_targets():
 
     from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+    from mmlab.data.pixels import render_maybe_grey
     from mmlab.data.scenes import sample_scene
-    from mmlab.train.common import render_maybe_grey
     from mmlab.train.warmup import SlotHeads
 
     rng = random.Random(0)
@@ -333,7 +322,8 @@ def test_a_training_chat_reads_as_the_prompt_format_and_every_answer_is_a_target
 
     from mmlab.blip2 import format_prompt
     from mmlab.data.scenes import sample_scene
-    from mmlab.train.texts import TextMix, encode_batch, training_text
+    from mmlab.prefix import PREFIX_LENGTH, encode_batch
+    from mmlab.train.texts import TextMix, training_text
 
     rng = random.Random(1)
     chats = [t for t in (training_text(sample_scene(rng), rng, TextMix()) for _ in range(200)) if len(t) > 2][:8]
@@ -342,10 +332,10 @@ def test_a_training_chat_reads_as_the_prompt_format_and_every_answer_is_a_target
         last = chat[-1][0].split("Question: ")[1].split(" Answer:")[0]
         assert "".join(p for piece in chat[:-1] for p in piece) + chat[-1][0] == format_prompt(last, history)
     image = tokenizer.convert_tokens_to_ids("<image>")
-    ids, attention, labels = encode_batch(tokenizer, chats, 13, image)
+    ids, attention, labels = encode_batch(tokenizer, chats, PREFIX_LENGTH, image)
     for chat, row, mask, label in zip(chats, ids, attention, labels):
         whole = "".join(p + t for p, t in chat)  # the same tokens as the whole text, then the end token
-        assert row[13:mask.sum()].tolist() == tokenizer(whole).input_ids + [tokenizer.eos_token_id]
+        assert row[PREFIX_LENGTH:mask.sum()].tolist() == tokenizer(whole).input_ids + [tokenizer.eos_token_id]
         said = tokenizer.decode([t for t in label.tolist() if t != -100], skip_special_tokens=True)
         assert said == "".join(target for _, target in chat)
 

@@ -102,7 +102,7 @@ def test_rollout_of_pure_self_attention_is_identity():
 
 @pytest.mark.slow
 def test_short_training_run_lowers_the_loss():
-    from mmlab.train.tiny_vit import TinyTrainConfig, train_tiny_vit
+    from mmlab.tiny_vit import TinyTrainConfig, train_tiny_vit
 
     result = train_tiny_vit(TinyTrainConfig(task="color", steps=60, batch_size=32, num_train=256,
                                             num_eval=64, image_size=48, patch_size=6))

@@ -6,7 +6,7 @@ import torch
 
 from mmlab.data.scenes import Scene, SceneObject
 from mmlab.exercises import Exercise, Verdict, solved, solved_function, verdict
-from mmlab.train.texts import prefix_words
+from mmlab.prefix import OBJECT_SLOTS, PREFIX_LENGTH, prefix_words, slot_name
 
 _BRIDGE = {"query_tokens", "qformer", "language_projection"}
 
@@ -61,23 +61,23 @@ def check_changed_parts(fn, before: dict, model) -> Verdict:
 # Exercise 2's scene: one object on the left, one on the right, the middle third empty.
 SCENE = Scene((SceneObject("circle", "red", "large", 48, 112, 28), SceneObject("square", "blue", "small", 176, 80, 13)))
 QUERY = 10
-_SLOTS = ["the count"] + [f"the {attribute} of the object in the {third} third" for third in ("left", "middle", "right")
-                          for attribute in ("size", "colour", "shape", "position")]
 
 
 def check_query_word(word: str) -> Verdict:
     """Exercise 2: the word projected query QUERY carries for SCENE (queries counted from 0)."""
     words = prefix_words(SCENE)
     got = word.strip().lower()
-    right = f"Query {QUERY} carries {_SLOTS[QUERY]}: {words[QUERY]!r}. The 13 queries spell the scene slot by slot."
+    right = (f"Query {QUERY} carries {slot_name(QUERY)}: {words[QUERY]!r}. The {PREFIX_LENGTH} queries spell the "
+             "scene slot by slot.")
     if got == words[QUERY]:
         return verdict(True, right, "")
     if got in words:
         slots = [k for k, w in enumerate(words) if w == got]
-        where = ", ".join(f"query {k} ({_SLOTS[k]})" for k in slots)
-        hint = f"{got!r} is what {where} carries. Query 0 carries the count, then come 4 words per third."
+        where = ", ".join(f"query {k} ({slot_name(k)})" for k in slots)
+        hint = (f"{got!r} is what {where} carries. Query 0 carries the count, then come {len(OBJECT_SLOTS)} words "
+                "per third.")
     else:
-        hint = (f"{got!r} is not among this scene's 13 prefix words. Write the prefix out: the count, then size, "
+        hint = (f"{got!r} is not among this scene's {PREFIX_LENGTH} prefix words. Write the prefix out: the count, then size, "
                 "colour, shape and position of the left, middle and right third ('none' four times for an empty one).")
     return verdict(False, "", hint)
 

@@ -3,7 +3,7 @@
 1. A pretrained vision encoder: our CLIP's vision tower (as BLIP-2 uses EVA-CLIP's), given strong position
    embeddings (see strengthen_positions), briefly adapted, then frozen.
 2. A small OPT-style language model is pretrained on text alone, then frozen. Its texts (captions,
-   questions and answers, chats) follow a *prefix* of 13 word embeddings that spell the scene, third by
+   questions and answers, chats) follow a *prefix* of word embeddings that spell the scene (`mmlab.prefix`), third by
    third ("two large red circle left none none none none small blue square right"), blurred with noise: so the frozen
    language model already knows how to talk about a scene given a soft prompt in its own word space. First
    it learns to find which object a word belongs to (see binding_batch), then the whole mix.
@@ -35,21 +35,15 @@ from transformers import (
 )
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from mmlab.blip2 import project_queries
+from mmlab.data.pixels import scene_batch
 from mmlab.data.scenes import IMAGE_SIZE, MAX_OBJECTS, PATCH, Scene, sample_scene
 from mmlab.mode import seed_everything
+from mmlab.prefix import PREFIX_LENGTH, Text, encode_batch, prefix_ids, prefix_vocabulary
 from mmlab.tokenizers import IMAGE_TOKEN
 from mmlab.train.checkpoint import save_checkpoint
-from mmlab.train.common import Schedule, scene_batch, set_lr, stage_rng
-from mmlab.train.texts import (
-    Text,
-    TextMix,
-    binding_text,
-    build_tokenizer,
-    encode_batch,
-    prefix_ids,
-    prefix_vocabulary,
-    training_text,
-)
+from mmlab.train.stage import Schedule, set_lr, stage_rng
+from mmlab.train.texts import TextMix, binding_text, build_tokenizer, training_text
 from mmlab.train.warmup import WarmUp, warm_up_vision
 
 
@@ -69,7 +63,7 @@ class Blip2Recipe:
     lm_heads: int = 4
     lm_init_std: float = 0.1  # OPT's 0.02 kept the look-up of which object a word belongs to from starting
     lm_context: int = 256  # tokens, image queries included
-    num_query_tokens: int = 1 + 4 * MAX_OBJECTS  # one per prefix word: the count, then 4 words per third
+    num_query_tokens: int = PREFIX_LENGTH  # one per prefix word
     vocab_size: int = 4096
     tokenizer_scenes: int = 6000  # scenes whose training texts the tokenizer learns from
     vision_steps: int = 300  # adapting the CLIP vision tower it starts from (see copy_clip_vision)
@@ -87,7 +81,7 @@ class Blip2Recipe:
     bridge_lr: float = 1e-3
     align_weight: float = 1.0
     word_choice_weight: float = 1.0  # see word_choice_loss
-    query_init_std: float = 0.02  # transformers starts at zero: 13 identical queries (lesson 07)
+    query_init_std: float = 0.02  # transformers starts at zero: identical queries (lesson 07)
     qformer_dropout: float = 0.0
     weight_decay: float = 0.01
     batch: int = 64
@@ -288,15 +282,6 @@ def pretrain_language_model(lm: OPTForCausalLM, tokenizer, recipe: Blip2Recipe, 
     return losses
 
 
-def project_queries(model: Blip2ForConditionalGeneration, pixels: torch.Tensor) -> torch.Tensor:
-    """Image -> frozen ViT -> Q-Former queries -> projection: (B, Q, D_lm), as BLIP-2's forward does."""
-    with torch.no_grad():
-        image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state  # (B, N, D_v)
-    queries = model.query_tokens.expand(pixels.shape[0], -1, -1)  # (B, Q, D_q)
-    out = model.qformer(query_embeds=queries, encoder_hidden_states=image_embeds).last_hidden_state
-    return model.language_projection(out)  # (B, Q, D_lm)
-
-
 @contextmanager
 def train_only(model: nn.Module, trainable: Sequence[nn.Parameter]) -> Iterator[None]:
     """Freeze every parameter of `model` but `trainable`; on leaving (even by an exception) restore the flags
@@ -376,9 +361,9 @@ def train_blip2(recipe: Blip2Recipe, clip_vision: nn.Module | Callable[[], nn.Mo
     Each stage draws its own random streams (`stage_rng`), so the order in which the stages run changes no
     weight. Saves to `out` when given. Returns the model, processor and loss curves.
     """
-    if recipe.num_query_tokens != 1 + 4 * MAX_OBJECTS:
+    if recipe.num_query_tokens != PREFIX_LENGTH:
         raise ValueError(f"The recipe trains one query per prefix word: num_query_tokens must be "
-                         f"{1 + 4 * MAX_OBJECTS}, got {recipe.num_query_tokens}.")
+                         f"{PREFIX_LENGTH}, got {recipe.num_query_tokens}.")
     seed_everything(recipe.seed)
     model, processor = build_blip2(recipe, recipe_tokenizer(recipe))
     model.train()

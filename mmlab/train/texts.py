@@ -1,6 +1,6 @@
-"""The texts of the BLIP-2 recipe: the scene prefix, the mix of captions, questions and chats, token batches.
+"""The texts of the BLIP-2 recipe: the mix of captions, questions and chats, and the tokenizer trained on them.
 
-The language model is pretrained on text alone, each text behind a *prefix* of 13 words that spell its scene;
+The language model is pretrained on text alone, each text behind the scene prefix (`mmlab.prefix`);
 the bridge then teaches the Q-Former to produce that prefix from the image. The mix (`TextMix`) decides what
 the model can do: captions, questions in many phrasings and typing styles, questions about objects that are
 not there, and follow-ups that refer to the previous turn's object as "it".
@@ -11,15 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import torch
-
 from mmlab.blip2 import format_prompt
 from mmlab.data.scenes import (
-    COLORS,
-    NUMBERS,
-    POSITIONS,
-    SHAPES,
-    SIZES,
     Scene,
     absent_question,
     as_typed,
@@ -29,6 +22,7 @@ from mmlab.data.scenes import (
     sample_scene,
     vocabulary_sentences,
 )
+from mmlab.prefix import Text
 from mmlab.tokenizers import train_opt_style_tokenizer
 
 
@@ -43,26 +37,6 @@ class TextMix:
     typed: float = 0.5  # of questions: as a learner types them (case, spelling, punctuation; see as_typed)
     hard_no: float = 0.5  # of "no" questions: colour and shape both present, on different objects
     binding_absent: float = 0.0  # of binding texts (see binding_text): about an object the scene lacks
-
-
-OBJECT_SLOTS = ("size", "color", "shape", "position")  # a third's prefix words, in order
-
-
-def prefix_words(scene: Scene) -> list[str]:
-    """The 13 words that spell a scene: the count, then size, colour, shape and position of the object in
-    the left, the middle and the right third ("none" x 4 for an empty third).
-
-    Slots by region, not by rank: the query for "the left third" can learn to look there, whereas "the
-    second object from the left" would make each query first find and count all the objects.
-    """
-    words = [NUMBERS[scene.count]]
-    for third in POSITIONS:
-        o = next((o for o in scene.objects if o.position == third), None)
-        words += [getattr(o, slot) for slot in OBJECT_SLOTS] if o else ["none"] * len(OBJECT_SLOTS)
-    return words
-
-
-Text = list[tuple[str, str]]  # (prompt, target) pieces, joined in order; the model learns every target
 
 
 def training_text(scene: Scene, rng: random.Random, mix: TextMix) -> Text:
@@ -104,40 +78,6 @@ def binding_text(scene: Scene, rng: random.Random, mix: TextMix) -> Text:
     else:
         qa = rng.choice([qa for qa in questions(scene, rng, templates="train", hard_no=1.0) if qa.kind != "count"])
     return [(format_prompt(qa.question), " " + qa.answer)]
-
-
-def encode_batch(tokenizer, texts: list[Text], num_queries: int, image_token_id: int):
-    """Token ids [image x Q][</s> prompt target prompt target ... </s>], right-padded, labels on the targets."""
-    rows, labels = [], []
-    for pieces in texts:
-        row, label = [image_token_id] * num_queries + [tokenizer.bos_token_id], [-100] * (num_queries + 1)
-        for prompt, target in pieces:
-            prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids if prompt else []
-            target_ids = tokenizer(target, add_special_tokens=False).input_ids
-            row += prompt_ids + target_ids
-            label += [-100] * len(prompt_ids) + target_ids
-        rows.append(row + [tokenizer.eos_token_id])
-        labels.append(label + [tokenizer.eos_token_id])
-    width = max(map(len, rows))
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    label_ids = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
-    attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    return input_ids, attention, label_ids
-
-
-def prefix_ids(word_ids: dict[str, int], scenes: list[Scene]) -> torch.Tensor:
-    """(B, Q) token ids of each scene's prefix words; `word_ids` from `prefix_vocabulary`."""
-    return torch.tensor([[word_ids[w] for w in prefix_words(s)] for s in scenes])
-
-
-def prefix_vocabulary(tokenizer) -> dict[str, int]:
-    """The token id of every word a prefix can hold (each is one token, with its leading space)."""
-    words = {*NUMBERS, *SIZES, *COLORS, *SHAPES, *POSITIONS, "none"}
-    ids = {w: tokenizer(" " + w, add_special_tokens=False).input_ids for w in words}
-    if any(len(i) != 1 for i in ids.values()):
-        raise ValueError(f"every prefix word must be one token for this tokenizer: {ids}")
-    return {w: i[0] for w, i in ids.items()}
 
 
 def build_tokenizer(seed: int, vocab_size: int, scenes: int = 6000, mix: TextMix | None = None):

@@ -15,8 +15,9 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.image_utils import OPENAI_CLIP_STD
 
+from mmlab.data.pixels import render_maybe_grey
 from mmlab.data.scenes import COLORS, IMAGE_SIZE, MAX_OBJECTS, SHAPES, SIZES, Scene, sample_scene
-from mmlab.train.common import Schedule, render_maybe_grey, set_lr
+from mmlab.train.stage import Schedule, set_lr
 
 # Label spaces; index 0 means "no object in this slot".
 SLOT_SHAPES = ("none", *SHAPES)

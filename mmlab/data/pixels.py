@@ -1,27 +1,14 @@
-"""What every training stage shares: its own seeded random streams, scene batches as pixels, the schedule."""
+"""Scenes as model inputs: normalized pixels as the CLIP and BLIP-2 processors compute them, batches of scenes."""
 
 from __future__ import annotations
 
-import hashlib
 import random
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from mmlab.data.scenes import Scene, render_scene, sample_scene
-
-
-def stage_rng(seed: int, stage: str) -> random.Random:
-    """The random stream of one training stage, derived from the recipe's seed and the stage's name.
-
-    Also seeds torch's global generator (initializations, noise) from the same pair. Each stage drawing its
-    own stream means a change to one stage (more steps, a bigger batch) leaves every other stage's data alone.
-    """
-    stage_seed = int.from_bytes(hashlib.sha256(f"{seed}/{stage}".encode()).digest()[:8], "little")
-    torch.manual_seed(stage_seed)
-    return random.Random(stage_seed)
 
 
 def to_pixels(images: list) -> torch.Tensor:
@@ -33,6 +20,7 @@ def to_pixels(images: list) -> torch.Tensor:
 
 
 def scene_batch(rng: random.Random, batch_size: int, split: str = "train") -> tuple[list[Scene], torch.Tensor]:
+    """`batch_size` scenes drawn from `rng` and their pixels (B, 3, 224, 224)."""
     scenes = [sample_scene(rng, split=split) for _ in range(batch_size)]
     return scenes, to_pixels([render_scene(s) for s in scenes])
 
@@ -48,24 +36,3 @@ def render_maybe_grey(scenes: list[Scene], rng: random.Random, share: float) -> 
     images = [render_scene(s) for s in scenes]
     images = [im.convert("L").convert("RGB") if g else im for im, g in zip(images, grey)]
     return to_pixels(images), grey
-
-
-@dataclass
-class Schedule:
-    """Learning rate held flat, then a cosine decay over the last `decay_fraction` of the steps."""
-
-    lr: float
-    steps: int
-    decay_fraction: float = 0.3
-
-    def __call__(self, step: int) -> float:
-        start = int(self.steps * (1 - self.decay_fraction))
-        if step < start:
-            return self.lr
-        progress = (step - start) / max(self.steps - start, 1)
-        return self.lr * 0.5 * (1 + np.cos(np.pi * progress))
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
