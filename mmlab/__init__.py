@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 __all__ = ["Setup", "current_setup", "setup"]
 
 _LAZY_SUBMODULES = {"blip2", "chat", "data", "doctor", "embed", "evaluate", "exercises", "interop", "models", "prefix",
-                    "tiny_vit", "tokenizers", "train", "viz", "vit"}
+                    "tiny_vit", "tokenization", "train", "viz", "vit"}
 
 
 def __getattr__(name: str):

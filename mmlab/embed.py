@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mmlab.data.io import load_image
+from mmlab.data.image_io import load_image
 
 
 @functools.cache
@@ -90,7 +90,7 @@ def embed_images(
 ) -> torch.Tensor:
     """Embed images with a Hugging Face CLIP model. Returns float32 (N, D) on the CPU, unit length if `normalize`.
 
-    images: anything `mmlab.data.io.load_image` reads (PIL images, paths, arrays, tensors).
+    images: anything `mmlab.data.image_io.load_image` reads (PIL images, paths, arrays, tensors).
     dtype: None computes a float32 model in bfloat16 autocast on CPUs with fast bfloat16 (AMX or
         AVX512-BF16) and in plain float32 on other CPUs, where bfloat16 would be slower. Pass
         torch.float32 to force full precision, or torch.float16/bfloat16 for autocast. A half-precision

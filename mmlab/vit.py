@@ -191,6 +191,7 @@ class VisionTransformer(nn.Module):
         self.patch_embedding = PatchEmbedding(config.patch_size, config.num_channels, d, bias=config.patch_bias)
         self.class_embedding = nn.Parameter(torch.randn(d) * 0.02)  # (D,), one learned token for the whole image
         self.position_embedding = nn.Parameter(torch.randn(config.num_patches + 1, d) * 0.02)  # (1+N, D)
+        # "layrnorm" is Hugging Face's spelling in CLIPVisionTransformer: keep it, or from_clip's state dicts stop mapping.
         self.pre_layrnorm = nn.LayerNorm(d, eps=config.layer_norm_eps) if config.pre_layernorm else nn.Identity()
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_layers))
         self.post_layernorm = nn.LayerNorm(d, eps=config.layer_norm_eps)

@@ -20,7 +20,7 @@ from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from PIL import Image
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from mmlab.data.io import load_image
+from mmlab.data.image_io import load_image
 from mmlab.vit import patchify
 
 

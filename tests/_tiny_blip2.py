@@ -1,6 +1,6 @@
 """A tiny random BLIP-2 (OPT language model, byte-level BPE tokenizer) for fast tests of mmlab.blip2 and mmlab.chat.
 
-Built by the recipe's own builder (`mmlab.train.blip2.build_blip2`) with a tiny recipe and a tokenizer trained on a
+Built by the recipe's own builder (`mmlab.train.blip2_recipe.build_blip2`) with a tiny recipe and a tokenizer trained on a
 few sentences. The weights are random, so tests check mechanics (shapes, prompts, padding, truncation), never what
 the model says.
 """
@@ -12,8 +12,8 @@ import functools
 import torch
 from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
-from mmlab.tokenizers import train_opt_style_tokenizer
-from mmlab.train.blip2 import Blip2Recipe, build_blip2
+from mmlab.tokenization import train_opt_style_tokenizer
+from mmlab.train.blip2_recipe import Blip2Recipe, build_blip2
 
 NUM_QUERY_TOKENS = 4
 CONTEXT = 64  # the language model's max_position_embeddings: small, so truncation is easy to reach

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmlab.exercises import lesson07
-from mmlab.train.blip2 import Blip2Recipe, build_blip2
+from mmlab.train.blip2_recipe import Blip2Recipe, build_blip2
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import torch
 
 import mmlab
 from mmlab import models
+from mmlab.data.image_io import USER_AGENT, ImageLoadError, load_image
 from mmlab.data.images import CHAPTER_INKBLOT_URL, chapter_image_url, lesson_images
-from mmlab.data.io import USER_AGENT, ImageLoadError, load_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import stand_ins

@@ -140,7 +140,7 @@ def _cache_as(cache, repo_id: str, folder) -> None:
 def hub_cache(tmp_path, monkeypatch):
     """Stand-ins under the chapter's hub ids: ViT-B/32's real config with random weights for CLIP
     (the real tokenizer and preprocessing), the embedded BLIP-2 under the BLIP-2 id; the Hub forced offline."""
-    from mmlab.train.clip import ClipRecipe, build_clip
+    from mmlab.train.clip_recipe import ClipRecipe, build_clip
 
     clip_folder = tmp_path / "clip-standin"
     _, processor = build_clip(ClipRecipe())

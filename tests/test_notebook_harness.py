@@ -90,7 +90,7 @@ def test_a_training_lesson_without_its_steps_line_fails_clearly():
 @pytest.mark.parametrize("name", TRAINING_LESSONS)
 def test_training_lessons_keep_their_measured_cpu_steps_on_an_apple_gpu(name):
     """Only CUDA takes the GPU step counts: on MPS (unmeasured, CPU-bound scene rendering) the CPU counts hold."""
-    from mmlab.train.blip2 import Blip2Recipe
+    from mmlab.train.blip2_recipe import Blip2Recipe
 
     notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     [line] = [line for cell in notebook.cells if cell.cell_type == "code" for line in cell.source.splitlines()

@@ -16,7 +16,7 @@ from test_models import _cache_as
 
 import mmlab
 from mmlab import doctor, models
-from mmlab.data import io
+from mmlab.data import image_io
 from mmlab.data.images import CHAPTER_IMAGES_URL, LessonImage
 
 BOOK_IMAGES = Path("/work/shared/book-images")  # the chapter's images, on the project's machines only
@@ -25,7 +25,7 @@ NAMES = ["hub mode", "CLIP loads", "CLIP tokenizer ids", "chapter images", "simi
          "BLIP-2 captions the car", "GPU memory left"]
 
 
-LOAD_IMAGE = io.load_image
+LOAD_IMAGE = image_io.load_image
 
 
 def chapter_image(source, **kwargs) -> Image.Image:
@@ -54,7 +54,7 @@ def standins(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "KNOWN_PARAMETERS", {})  # the stand-ins are small
     monkeypatch.setattr(models, "current_setup", lambda: HUB)
     monkeypatch.setattr(mmlab.mode, "current_setup", lambda: HUB)
-    monkeypatch.setattr(io, "load_image", chapter_image)
+    monkeypatch.setattr(image_io, "load_image", chapter_image)
 
 
 def test_random_standins_fail_clearly_where_the_chapter_results_are_missing(standins, capsys):

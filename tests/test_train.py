@@ -13,8 +13,8 @@ from transformers import Blip2ForConditionalGeneration, CLIPModel
 
 from mmlab import evaluate
 from mmlab.models import embedded_path
-from mmlab.train.blip2 import Blip2Recipe, build_blip2, train_blip2
-from mmlab.train.clip import ClipRecipe, train_clip
+from mmlab.train.blip2_recipe import Blip2Recipe, build_blip2, train_blip2
+from mmlab.train.clip_recipe import ClipRecipe, train_clip
 
 
 def _falls(curve: list[float], k: int = 5, ratio: float = 0.9) -> bool:
@@ -58,7 +58,7 @@ def test_bridge_losses_add_up_and_train_only_what_follows_the_vision_tower(token
     import random
 
     from mmlab.data.pixels import scene_batch
-    from mmlab.train.blip2 import bridge_losses
+    from mmlab.train.blip2_recipe import bridge_losses
     from mmlab.train.texts import training_text
 
     recipe = replace(Blip2Recipe(), batch=4)
@@ -78,7 +78,7 @@ def test_strengthened_positions_tell_patch_tokens_apart(tokenizer):
     import random
 
     from mmlab.data.pixels import scene_batch
-    from mmlab.train.blip2 import strengthen_positions
+    from mmlab.train.blip2_recipe import strengthen_positions
 
     blip, _ = build_blip2(Blip2Recipe(), tokenizer)
     embeddings = blip.vision_model.embeddings
@@ -142,8 +142,8 @@ def test_blip2_vision_copied_from_clip_computes_the_same_but_for_the_pre_layerno
     import random
 
     from mmlab.data.pixels import scene_batch
-    from mmlab.train.blip2 import copy_clip_vision
-    from mmlab.train.clip import build_clip
+    from mmlab.train.blip2_recipe import copy_clip_vision
+    from mmlab.train.clip_recipe import build_clip
 
     clip, _ = build_clip(ClipRecipe())
     blip, _ = build_blip2(Blip2Recipe(), tokenizer)
@@ -246,7 +246,7 @@ def test_greyscale_images_are_grey_and_have_no_colour_targets():
 
 
 def test_word_choice_loss_rewards_the_nearest_right_word():
-    from mmlab.train.blip2 import word_choice_loss
+    from mmlab.train.blip2_recipe import word_choice_loss
 
     candidates = torch.eye(4) * 3  # (V, D): four well-separated words
     words = torch.tensor([[0, 2, 3]])  # (B, Q)
@@ -266,7 +266,7 @@ def test_blip2_queries_start_different(tokenizer):
 
 
 def test_freezing_for_the_bridge_restores_the_flags_it_found_even_after_an_error(tokenizer):
-    from mmlab.train.blip2 import train_only
+    from mmlab.train.blip2_recipe import train_only
 
     blip, _ = build_blip2(Blip2Recipe.short(), tokenizer)
     blip.vision_model.requires_grad_(False)  # frozen before: must stay frozen after
@@ -344,7 +344,7 @@ def test_binding_batches_ask_one_question_about_several_objects_and_length_batch
     import random
 
     from mmlab.data.scenes import QUESTION_TEMPLATES
-    from mmlab.train.blip2 import binding_batch, length_batches
+    from mmlab.train.blip2_recipe import binding_batch, length_batches
 
     recipe = replace(Blip2Recipe.short(), batch=32, lm_buckets=4)
     batch = binding_batch(random.Random(0), recipe)
@@ -380,7 +380,7 @@ def test_the_language_model_reads_every_colour_shape_pair_and_starts_at_the_reci
     import random
 
     from mmlab.data.scenes import HELD_OUT_COMBOS
-    from mmlab.train.blip2 import text_scene
+    from mmlab.train.blip2_recipe import text_scene
 
     rng = random.Random(0)
     pairs = {(o.color, o.shape) for _ in range(300) for o in text_scene(rng).objects}

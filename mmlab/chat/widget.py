@@ -20,7 +20,7 @@ from PIL import Image
 
 from mmlab.chat.ipywidgets_compat import ShowsWidget, clear_upload, uploaded_file
 from mmlab.chat.session import ChatSession
-from mmlab.data.io import load_image
+from mmlab.data.image_io import load_image
 
 PREVIEW_SIZE = 160  # pixels, longest side of the image preview
 _STYLES = {

@@ -57,7 +57,7 @@ class LessonImage:
 def lesson_images(mode: str | None = None) -> list[LessonImage]:
     """Three images with their captions: the chapter's puppy, cat and car in hub mode, three scenes offline."""
     if (mode or _mode()) == "hub":
-        from mmlab.data.io import load_image
+        from mmlab.data.image_io import load_image
 
         return [
             LessonImage(name, load_image(chapter_image_url(f"{CHAPTER_IMAGES_URL}{name}.png")), text)

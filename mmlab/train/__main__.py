@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from transformers import CLIPModel
 
-from mmlab.train.blip2 import Blip2Recipe, train_blip2
-from mmlab.train.clip import ClipRecipe, train_clip, train_clip_quietly
+from mmlab.train.blip2_recipe import Blip2Recipe, train_blip2
+from mmlab.train.clip_recipe import ClipRecipe, train_clip, train_clip_quietly
 
 PACKAGE_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 

@@ -23,7 +23,7 @@ from mmlab.data.scenes import (
     vocabulary_sentences,
 )
 from mmlab.prefix import Text
-from mmlab.tokenizers import train_opt_style_tokenizer
+from mmlab.tokenization import train_opt_style_tokenizer
 
 
 @dataclass

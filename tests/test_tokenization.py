@@ -1,7 +1,7 @@
 from transformers import AutoTokenizer
 
 from mmlab.models import embedded_path
-from mmlab.tokenizers import IMAGE_TOKEN, clip_tokenizer
+from mmlab.tokenization import IMAGE_TOKEN, clip_tokenizer
 
 CHAPTER_IDS = [49406, 320, 6829, 1629, 530, 518, 2583, 49407]
 

@@ -1,4 +1,4 @@
-"""mmlab.data.io.load_image: every source, every PIL mode, every bad file."""
+"""mmlab.data.image_io.load_image: every source, every PIL mode, every bad file."""
 
 import http.server
 import io
@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmlab.data.io import ImageLoadError, load_image
+from mmlab.data.image_io import ImageLoadError, load_image
 
 
 def rgb_at(image, xy):

@@ -40,7 +40,7 @@ from mmlab.data.pixels import scene_batch
 from mmlab.data.scenes import IMAGE_SIZE, MAX_OBJECTS, PATCH, Scene, sample_scene
 from mmlab.mode import seed_everything
 from mmlab.prefix import PREFIX_LENGTH, Text, encode_batch, prefix_ids, prefix_vocabulary
-from mmlab.tokenizers import IMAGE_TOKEN
+from mmlab.tokenization import IMAGE_TOKEN
 from mmlab.train.checkpoint import save_checkpoint
 from mmlab.train.stage import Schedule, set_lr, stage_rng
 from mmlab.train.texts import TextMix, binding_text, build_tokenizer, training_text

@@ -19,7 +19,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcesso
 from mmlab.data.pixels import render_maybe_grey
 from mmlab.data.scenes import HELD_OUT_COMBOS, IMAGE_SIZE, PATCH, SHAPES, Scene, caption, sample_scene
 from mmlab.mode import seed_everything
-from mmlab.tokenizers import CLIP_CONTEXT_LENGTH, clip_tokenizer
+from mmlab.tokenization import CLIP_CONTEXT_LENGTH, clip_tokenizer
 from mmlab.train.checkpoint import save_checkpoint
 from mmlab.train.stage import Schedule, set_lr, stage_rng
 from mmlab.train.warmup import WarmUp, warm_up_vision
